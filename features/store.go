@@ -1,0 +1,600 @@
+package features
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/riskengine/risk/engine"
+)
+
+// Defaults for Options.
+const (
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultCacheEntries  = 200_000
+	DefaultRetention     = 180 * 24 * time.Hour
+	DefaultGCInterval    = 10 * time.Minute
+	maxBatch             = 256
+)
+
+// Options configure a Store. Zero fields take the defaults above.
+type Options struct {
+	// Dir is the Badger directory.
+	Dir string
+	// SyncWrites makes every decision commit fsync before it is
+	// acknowledged. Off, a committed decision survives a process crash (it
+	// is in the OS page cache) but an OS crash or power loss may lose the
+	// last moments of writes.
+	SyncWrites bool
+	// FlushInterval is how often changed feature windows are written to
+	// Badger. Windows not yet flushed are rebuilt from the decision log on
+	// start-up, so this bounds replay work, not data loss.
+	FlushInterval time.Duration
+	// CacheEntries bounds how many entity windows are kept in memory; cold
+	// ones live only in Badger.
+	CacheEntries int
+	// Retention is how long decision records are kept (Badger TTL).
+	Retention time.Duration
+	// GCInterval is how often Badger's value log is garbage collected.
+	GCInterval time.Duration
+	// CompileFilter compiles feature where expressions.
+	CompileFilter FilterCompiler
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives background errors; nil discards.
+	Log *slog.Logger
+}
+
+// Store keeps decision records and the feature windows derived from them in
+// Badger. It implements engine.DecisionStore and engine.FeatureSource and is
+// safe for concurrent use. Open it before use and Close it after.
+type Store struct {
+	opts Options
+	db   *badger.DB
+	ws   *windows
+
+	// seqMu orders sequence numbers with feature definition changes, so
+	// every decision is applied with the definitions that were live when
+	// it got its number.
+	seqMu sync.Mutex
+	seq   uint64
+	defs  atomic.Pointer[featureSet]
+
+	track   tracker
+	commits chan *commitReq
+	closing chan struct{}
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	labelMu sync.Mutex
+
+	backfills sync.Map // feature name -> *Backfill
+}
+
+var (
+	_ engine.DecisionStore = (*Store)(nil)
+	_ engine.FeatureSource = (*Store)(nil)
+)
+
+type commitReq struct {
+	rec  *engine.Record
+	data []byte
+	defs *featureSet
+	done chan error
+}
+
+// Key prefixes in Badger.
+const (
+	prefixDecision = "d/" // decision id -> seq + record
+	prefixTx       = "t/" // transaction id -> decision id
+	prefixSeq      = "q/" // seq (8 bytes) -> decision id
+	prefixAccount  = "xa/"
+	prefixCard     = "xc/"
+	prefixOutcome  = "xo/"
+	prefixTime     = "xt/"
+	prefixWindow   = "f/"
+	keyWatermark   = "m/features_seq"
+	keyDefinitions = "m/feature_defs"
+)
+
+// New returns a Store for opts. It does no I/O; call Open.
+func New(opts Options) *Store {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = DefaultCacheEntries
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = DefaultGCInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{})}
+	s.defs.Store(&featureSet{})
+	return s
+}
+
+// Open opens Badger, loads the stored feature definitions, replays
+// decisions newer than the last feature flush, and starts the background
+// committer, flusher and value-log GC.
+func (s *Store) Open(ctx context.Context) error {
+	bo := badger.DefaultOptions(s.opts.Dir).
+		WithSyncWrites(s.opts.SyncWrites).
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20).
+		WithLogger(badgerLogger{s.opts.Log})
+	db, err := badger.Open(bo)
+	if err != nil {
+		return fmt.Errorf("open badger at %s: %w", s.opts.Dir, err)
+	}
+	s.db = db
+	s.ws = newWindows(s.opts.CacheEntries, s.loadWindow)
+	if err := s.loadDefinitions(); err != nil {
+		db.Close()
+		return err
+	}
+	// A backfill cut short by the last shutdown starts again from scratch:
+	// its partial state is dropped and the whole history replayed into it.
+	pending, err := s.pendingBackfills()
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("read pending backfills: %w", err)
+	}
+	for name := range pending {
+		s.dropState(name)
+	}
+	if err := s.replay(ctx, pending); err != nil {
+		db.Close()
+		return err
+	}
+	for _, f := range s.defs.Load().list {
+		if pending[f.def.Name] {
+			s.startBackfill(f, s.seq)
+		}
+	}
+	s.wg.Add(3)
+	go s.commitLoop()
+	go s.flushLoop()
+	go s.gcLoop()
+	return nil
+}
+
+// Close stops accepting decisions, commits those already queued, flushes
+// every feature window and closes Badger. It returns the first error.
+func (s *Store) Close(ctx context.Context) error {
+	if s.db == nil || !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.closing)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("close feature store: %w", ctx.Err())
+	}
+	s.backfills.Range(func(_, v any) bool { v.(*Backfill).cancel(); return true })
+	err := s.flush()
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close badger: %w", cerr)
+	}
+	return err
+}
+
+// DB returns the underlying Badger database, for packages that keep their
+// own records beside the decisions (admin). Keys they write must not start
+// with the prefixes used here: d/, t/, q/, x*/, f/, m/.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// Commit implements engine.DecisionStore: it writes rec durably (with the
+// next sequence number), then records the payment into every feature.
+func (s *Store) Commit(ctx context.Context, rec *engine.Record) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store is closing: %w", engine.ErrUnavailable)
+	}
+	data, err := encodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	req := &commitReq{rec: rec, data: data, done: make(chan error, 1)}
+	select {
+	case s.commits <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("queue decision: %w", ctx.Err())
+	}
+	// Once queued the commit will happen; wait for it whatever ctx says so
+	// the caller never acknowledges a write it does not know the fate of.
+	if err := <-req.done; err != nil {
+		return err
+	}
+	s.apply(rec, req.defs)
+	s.track.done(rec.Seq)
+	return nil
+}
+
+// commitLoop is the single writer of decision records: it takes queued
+// commits in batches and writes each batch in one Badger transaction
+// (group commit), so writers never conflict and fsync, when on, is shared.
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	batch := make([]*commitReq, 0, maxBatch)
+	for {
+		var first *commitReq
+		select {
+		case first = <-s.commits:
+		case <-s.closing:
+			// Drain what was queued before closing.
+			for {
+				select {
+				case r := <-s.commits:
+					s.writeBatch([]*commitReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.commits:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.writeBatch(batch)
+	}
+}
+
+func (s *Store) writeBatch(batch []*commitReq) {
+	s.seqMu.Lock()
+	defs := s.defs.Load()
+	for _, r := range batch {
+		s.seq++
+		r.rec.Seq = s.seq
+		r.defs = defs
+		binary.BigEndian.PutUint64(r.data[:8], s.seq)
+	}
+	s.seqMu.Unlock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, r := range batch {
+			if err := s.setRecord(txn, r.rec, r.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("write decisions: %w", err)
+		for _, r := range batch {
+			s.track.done(r.rec.Seq)
+		}
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) error {
+	ttl := s.opts.Retention
+	set := func(k, v []byte) error { return txn.SetEntry(badger.NewEntry(k, v).WithTTL(ttl)) }
+	id := []byte(rec.ID)
+	if err := set(append([]byte(prefixDecision), id...), data); err != nil {
+		return err
+	}
+	if err := set(append([]byte(prefixTx), rec.TransactionID...), id); err != nil {
+		return err
+	}
+	if err := set(binary.BigEndian.AppendUint64([]byte(prefixSeq), rec.Seq), id); err != nil {
+		return err
+	}
+	for _, k := range indexKeys(rec) {
+		if err := set(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lookup implements engine.DecisionStore.
+func (s *Store) Lookup(ctx context.Context, transactionID string) (*engine.Record, error) {
+	var rec *engine.Record
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte(prefixTx), transactionID...))
+		if err != nil {
+			return err
+		}
+		id, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		rec, err = getRecord(txn, string(id))
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("transaction %q: %w", transactionID, engine.ErrNotFound)
+	}
+	return rec, err
+}
+
+// Get returns the record of a decision id, or an error wrapping
+// engine.ErrNotFound.
+func (s *Store) Get(ctx context.Context, decisionID string) (*engine.Record, error) {
+	var rec *engine.Record
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		rec, err = getRecord(txn, decisionID)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("decision %q: %w", decisionID, engine.ErrNotFound)
+	}
+	return rec, err
+}
+
+func getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
+	item, err := txn.Get(append([]byte(prefixDecision), id...))
+	if err != nil {
+		return nil, err
+	}
+	var rec *engine.Record
+	err = item.Value(func(v []byte) error {
+		var derr error
+		rec, derr = decodeRecord(v)
+		return derr
+	})
+	return rec, err
+}
+
+func (s *Store) loadWindow(key []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append([]byte(prefixWindow), key...))
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	return out, err
+}
+
+// flushLoop writes changed windows every FlushInterval.
+func (s *Store) flushLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.flush(); err != nil {
+				s.opts.Log.Error("flush feature windows", "err", err)
+			}
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// flush writes every changed window and then the watermark: the highest
+// sequence number up to which every decision is in the written windows.
+func (s *Store) flush() error {
+	mark := s.track.low()
+	defs := s.defs.Load()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var werr error
+	var buf []byte
+	s.ws.takeDirty(func(key string, w *window) {
+		if werr != nil {
+			return
+		}
+		f := defs.byKey(key)
+		if f == nil {
+			return // the feature was deleted; its state expires by TTL
+		}
+		buf = w.encode(buf[:0])
+		e := badger.NewEntry(append([]byte(prefixWindow), key...), append([]byte(nil), buf...)).
+			WithTTL(f.window + 2*f.bucket)
+		werr = wb.SetEntry(e)
+	})
+	if werr == nil {
+		werr = wb.Set([]byte(keyWatermark), binary.BigEndian.AppendUint64(nil, mark))
+	}
+	if werr == nil {
+		werr = wb.Flush()
+	}
+	s.ws.flushed(werr == nil)
+	if werr != nil {
+		return fmt.Errorf("flush feature windows: %w", werr)
+	}
+	return nil
+}
+
+// replay re-applies every decision committed after the last flushed
+// watermark: the decision log is the write-ahead log of the features.
+func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
+	var mark uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyWatermark))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) == 8 {
+				mark = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read feature watermark: %w", err)
+	}
+	last := mark
+	var list []*feature
+	for _, f := range s.defs.Load().list {
+		if !skip[f.def.Name] {
+			list = append(list, f)
+		}
+	}
+	defs := newFeatureSet(list)
+	err = s.scanSeq(ctx, mark+1, func(rec *engine.Record) error {
+		s.apply(rec, defs)
+		last = rec.Seq
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay decisions: %w", err)
+	}
+	// The sequence continues after the highest one stored, even where a
+	// record's features were already flushed.
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixSeq)})
+		defer it.Close()
+		it.Seek(append([]byte(prefixSeq), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+		if it.Valid() {
+			last = max(last, binary.BigEndian.Uint64(it.Item().Key()[len(prefixSeq):]))
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("find last sequence: %w", err)
+	}
+	s.seq = last
+	s.track.reset(last)
+	return nil
+}
+
+// scanSeq calls fn for every stored decision with sequence number >= from,
+// in order.
+func (s *Store) scanSeq(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSeq)})
+		defer it.Close()
+		for it.Seek(binary.BigEndian.AppendUint64([]byte(prefixSeq), from)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			id, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rec, err := getRecord(txn, string(id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // expired
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) gcLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// Stats are cache and storage figures for metrics.
+type Stats struct {
+	CacheHits, CacheMisses uint64
+	CachedWindows          int
+	LSMBytes, VLogBytes    int64
+	LastSeq                uint64
+}
+
+// Stats returns current figures.
+func (s *Store) Stats() Stats {
+	lsm, vlog := s.db.Size()
+	s.seqMu.Lock()
+	seq := s.seq
+	s.seqMu.Unlock()
+	return Stats{
+		CacheHits: s.ws.hits.Load(), CacheMisses: s.ws.misses.Load(), CachedWindows: s.ws.len(),
+		LSMBytes: lsm, VLogBytes: vlog, LastSeq: seq,
+	}
+}
+
+// badgerLogger sends Badger's warnings and errors to slog and drops its
+// chatter.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error(fmt.Sprintf(f, a...), "component", "badger") }
+func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn(fmt.Sprintf(f, a...), "component", "badger") }
+func (l badgerLogger) Infof(string, ...any)        {}
+func (l badgerLogger) Debugf(string, ...any)       {}
+
+// tracker knows the highest sequence number below which every decision has
+// been applied to the feature windows.
+type tracker struct {
+	mu   sync.Mutex
+	next uint64
+	applied map[uint64]struct{}
+}
+
+func (t *tracker) reset(last uint64) {
+	t.mu.Lock()
+	t.next = last + 1
+	t.applied = make(map[uint64]struct{})
+	t.mu.Unlock()
+}
+
+// done marks seq as applied (or as never to be applied, for a failed
+// write).
+func (t *tracker) done(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seq < t.next {
+		return
+	}
+	t.applied[seq] = struct{}{}
+	for {
+		if _, ok := t.applied[t.next]; !ok {
+			return
+		}
+		delete(t.applied, t.next)
+		t.next++
+	}
+}
+
+func (t *tracker) low() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next - 1
+}
+

@@ -1,0 +1,391 @@
+// Command risk is a payment risk-control and fraud screening engine: a
+// gateway posts a payment and gets allow, challenge or deny, with a score,
+// the reasons and the customer's dynamic limits.
+//
+// With no subcommand it serves HTTP. Subcommands:
+//
+//	risk rules validate FILE   check a rule set file offline
+//	risk loadgen ...           drive a running engine with synthetic traffic
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata" // hour_of_day and day_of_week work in minimal images
+
+	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/rules"
+	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/loadgen"
+)
+
+// Defaults of the serve flags.
+const (
+	defaultAddr     = ":8080"
+	defaultDataDir  = "./data"
+	shutdownTimeout = 15 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var err error
+	switch {
+	case len(args) >= 1 && args[0] == "rules":
+		err = rulesCommand(args[1:], stdout)
+	case len(args) >= 1 && args[0] == "loadgen":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err = loadgen.Run(ctx, args[1:], stdout)
+	default:
+		err = serve(args, stderr)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "risk:", err)
+		return 1
+	}
+	return 0
+}
+
+// config is the serve configuration, from flags with environment fallbacks.
+type config struct {
+	Addr          string
+	DataDir       string
+	RulesFile     string
+	FeaturesFile  string
+	SyncWrites    bool
+	FlushInterval time.Duration
+	CacheEntries  int
+	Retention     time.Duration
+	Budget        time.Duration
+	Fallback      string
+	LogLevel      string
+}
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("risk", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: risk [flags]            serve the engine\n"+
+			"       risk rules validate FILE check a rule set file\n"+
+			"       risk loadgen --help      load generator\n\nFlags (environment variable in brackets):\n")
+		fs.PrintDefaults()
+	}
+	var c config
+	fs.StringVar(&c.Addr, "addr", env("RISK_ADDR", defaultAddr), "listen address [RISK_ADDR]")
+	fs.StringVar(&c.DataDir, "data", env("RISK_DATA_DIR", defaultDataDir), "data directory for Badger [RISK_DATA_DIR]")
+	fs.StringVar(&c.RulesFile, "rules", env("RISK_RULES", ""), "rule set YAML file published at start; empty keeps the live version, or the bundled sample on first start [RISK_RULES]")
+	fs.StringVar(&c.FeaturesFile, "features", env("RISK_FEATURES", ""), "feature definitions YAML file applied at start; empty keeps the stored ones, or the bundled sample on first start [RISK_FEATURES]")
+	fs.BoolVar(&c.SyncWrites, "sync-writes", envBool("RISK_SYNC_WRITES", false), "fsync every decision before answering (survives power loss, slower) [RISK_SYNC_WRITES]")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", envDuration("RISK_FLUSH_INTERVAL", features.DefaultFlushInterval), "how often feature windows are written to Badger [RISK_FLUSH_INTERVAL]")
+	fs.IntVar(&c.CacheEntries, "cache-entries", envInt("RISK_CACHE_ENTRIES", features.DefaultCacheEntries), "entity windows kept in memory [RISK_CACHE_ENTRIES]")
+	fs.DurationVar(&c.Retention, "retention", envDuration("RISK_RETENTION", features.DefaultRetention), "how long decision records are kept [RISK_RETENTION]")
+	fs.DurationVar(&c.Budget, "budget", envDuration("RISK_BUDGET", engine.DefaultBudget), "time budget of one decision; past it the decision is degraded [RISK_BUDGET]")
+	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
+	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unknown subcommand %q (see --help)", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	switch {
+	case !engine.Outcome(c.Fallback).Valid():
+		return fmt.Errorf("--fallback %q: want allow, challenge or deny", c.Fallback)
+	case c.Budget <= 0:
+		return fmt.Errorf("--budget must be positive")
+	case c.CacheEntries <= 0:
+		return fmt.Errorf("--cache-entries must be positive")
+	case c.DataDir == "":
+		return fmt.Errorf("--data is required")
+	}
+	return nil
+}
+
+func serve(args []string, stderr io.Writer) error {
+	c, err := parseConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store := features.New(features.Options{
+		Dir: c.DataDir, SyncWrites: c.SyncWrites, FlushInterval: c.FlushInterval,
+		CacheEntries: c.CacheEntries, Retention: c.Retention, CompileFilter: compileFilter, Log: log,
+	})
+	if err := store.Open(ctx); err != nil {
+		return err
+	}
+	closeStore := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := store.Close(cctx); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}
+	app, err := wire(ctx, c, store, log)
+	if err != nil {
+		closeStore()
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		closeStore()
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "data", c.DataDir, "ruleset_version", app.engine.Rules().Version())
+	served := make(chan error, 1)
+	go func() { served <- app.server.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := app.server.Shutdown(sctx); serr != nil {
+		log.Error("drain http", "err", serr)
+	}
+	closeStore()
+	log.Info("stopped")
+	return err
+}
+
+// app is the wired service.
+type app struct {
+	engine *engine.Engine
+	server *server.Server
+}
+
+// wire loads definitions, lists and the live rule set, and builds the
+// engine and the HTTP server on an open store.
+func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger) (*app, error) {
+	lists := features.NewLists(store.DB(), nil)
+	if err := lists.Load(); err != nil {
+		return nil, err
+	}
+	if err := loadFeatures(ctx, c.FeaturesFile, store); err != nil {
+		return nil, err
+	}
+	eng := engine.New(engine.Config{
+		Store: store, Features: store, Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), Log: log,
+	})
+	versions := admin.NewVersions(store.DB(), nil)
+	env := rules.Env{Features: featureNames(store), Lists: lists}
+	if err := loadRules(c.RulesFile, versions, lists, env, eng); err != nil {
+		return nil, err
+	}
+	srv := server.New(server.Config{
+		Engine: eng, Decisions: store, Log: log,
+		Ready: func() error {
+			if eng.Rules() == nil {
+				return errors.New("no rule set loaded")
+			}
+			return nil
+		},
+	})
+	return &app{engine: eng, server: srv}, nil
+}
+
+func compileFilter(src string) (features.Filter, error) {
+	p, err := rules.CompilePredicate(src)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func featureNames(store *features.Store) []string {
+	defs := store.Definitions()
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.Name
+	}
+	return names
+}
+
+// loadFeatures applies the feature file, or the sample on first start.
+func loadFeatures(ctx context.Context, file string, store *features.Store) error {
+	var data []byte
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("read features: %w", err)
+		}
+		data = b
+	case !store.HasStoredDefinitions():
+		data = features.Sample()
+	default:
+		return nil
+	}
+	defs, err := features.ParseDefinitions(data)
+	if err != nil {
+		return err
+	}
+	return store.SetDefinitions(ctx, defs)
+}
+
+// loadRules makes a rule set live: the file's when given (published as a
+// new version when it differs from the latest), else the latest published
+// version, else the bundled sample.
+func loadRules(file string, versions *admin.Versions, lists *features.Lists, env rules.Env, eng *engine.Engine) error {
+	latest, err := versions.Latest()
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
+	data, source := rules.Sample(), "bundled sample"
+	switch {
+	case file != "":
+		if data, err = os.ReadFile(file); err != nil {
+			return fmt.Errorf("read rules: %w", err)
+		}
+		source = file
+	case err == nil:
+		set, cerr := rules.Compile(latest.Spec, env, latest.Number)
+		if cerr != nil {
+			return fmt.Errorf("compile live rule set version %d: %w", latest.Number, cerr)
+		}
+		eng.SetRules(set)
+		return nil
+	}
+	f, err := rules.ParseFile(data)
+	if err != nil {
+		return err
+	}
+	for _, l := range f.Lists {
+		if _, err := lists.Get(l.Name); err == nil {
+			continue // never overwrite a list analysts manage
+		}
+		if _, err := lists.Put(features.List{Name: l.Name, Kind: l.Kind, Author: "startup"}); err != nil {
+			return fmt.Errorf("seed list %q: %w", l.Name, err)
+		}
+		items := make([]features.Item, len(l.Items))
+		for i, v := range l.Items {
+			items[i] = features.Item{Value: v, Reason: "seeded from " + source, Author: "startup"}
+		}
+		if len(items) > 0 {
+			if _, err := lists.AddItems(l.Name, items); err != nil {
+				return fmt.Errorf("seed list %q: %w", l.Name, err)
+			}
+		}
+	}
+	if latest.Number > 0 && latest.Hash == specHash(f.Spec, env) {
+		set, err := rules.Compile(latest.Spec, env, latest.Number)
+		if err != nil {
+			return err
+		}
+		eng.SetRules(set)
+		return nil
+	}
+	_, err = versions.Publish(f.Spec, env, "startup", "loaded from "+source, func(s *rules.Set) { eng.SetRules(s) })
+	return err
+}
+
+// specHash is the hash a spec would be published with.
+func specHash(spec rules.Spec, env rules.Env) string {
+	set, err := rules.Compile(spec, env, 0)
+	if err != nil {
+		return ""
+	}
+	s := set.Spec()
+	return s.Hash()
+}
+
+// rulesCommand is `risk rules validate FILE`.
+func rulesCommand(args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "validate" {
+		return fmt.Errorf("usage: risk rules validate FILE [--features FILE]")
+	}
+	data, err := os.ReadFile(args[1])
+	if err != nil {
+		return err
+	}
+	defs, err := features.ParseDefinitions(features.Sample())
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.Name
+	}
+	f, err := rules.ParseFile(data)
+	if err == nil {
+		_, err = rules.Compile(f.Spec, rules.Env{Features: names}, 0)
+	}
+	var ce *rules.CompileError
+	if errors.As(err, &ce) {
+		for _, e := range ce.Errors {
+			fmt.Fprintf(stdout, "%s: %s\n", args[1], e.Error())
+		}
+		return fmt.Errorf("%d error(s)", len(ce.Errors))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d rules, valid\n", args[1], len(f.Rules))
+	return nil
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}

@@ -1,0 +1,220 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/riskengine/risk/server/loadgen"
+)
+
+func TestRunSteadyLoad(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		// A mix of outcomes, so the counts have to add up across keys.
+		switch n.Add(1) % 3 {
+		case 0:
+			allow(w, r)
+		case 1:
+			w.Write([]byte(`{"decision": "deny"}`))
+		default:
+			w.Write([]byte(`{"decision":"challenge","reasons":[]}`))
+		}
+	})
+	out, rep := mustRun(t, srv.URL, "--rate", "200", "--duration", "1s")
+
+	if rep.Sent < 190 || rep.Sent > 200 {
+		t.Errorf("sent = %d, want 190..200", rep.Sent)
+	}
+	if got := int64(len(srv.received())); got != rep.Sent {
+		t.Errorf("server saw %d requests, report says %d sent", got, rep.Sent)
+	}
+	if rep.Completed != rep.Sent || rep.Errors != 0 || rep.Unsent != 0 || rep.Timeouts != 0 {
+		t.Errorf("completed %d errors %d unsent %d timeouts %d, want %d/0/0/0",
+			rep.Completed, rep.Errors, rep.Unsent, rep.Timeouts, rep.Sent)
+	}
+	if got := sum(rep.Outcomes); got != rep.Completed {
+		t.Errorf("outcomes %v add up to %d, want %d", rep.Outcomes, got, rep.Completed)
+	}
+	if rep.Outcomes["unknown"] != 0 || len(rep.Outcomes) < 2 {
+		t.Errorf("outcomes = %v, want allow/deny/challenge only", rep.Outcomes)
+	}
+	if got := rep.Status["200"]; got != rep.Completed {
+		t.Errorf("status = %v, want 200=%d", rep.Status, rep.Completed)
+	}
+	var binned int64
+	for _, b := range rep.Histogram {
+		binned += b.Count
+	}
+	if binned != rep.Completed {
+		t.Errorf("histogram holds %d requests, want %d", binned, rep.Completed)
+	}
+	l := rep.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+		t.Errorf("latency %+v is not positive and ordered", l)
+	}
+	if rep.TargetRate != 200 || rep.AchievedRate < 150 || rep.AchievedRate > 205 {
+		t.Errorf("target/achieved rate = %v/%v, want 200/150..205", rep.TargetRate, rep.AchievedRate)
+	}
+	for _, want := range []string{"completed", "p99", "--- report", "histogram", "#"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A server slower than the workers can keep up with: requests wait for a
+// worker, and that wait must show in the latency.
+func TestRunCountsQueueingDelay(t *testing.T) {
+	t.Parallel()
+	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		allow(w, r)
+	})
+	_, rep := mustRun(t, srv.URL, "--rate", "100", "--duration", "1s", "--workers", "2")
+
+	if rep.Latency.P50 < 150 {
+		t.Errorf("p50 = %.1fms, want far above the 50ms service time", rep.Latency.P50)
+	}
+	if rep.Unsent == 0 || rep.Sent+rep.Unsent != 100 {
+		t.Errorf("sent %d + unsent %d, want 100 with some unsent", rep.Sent, rep.Unsent)
+	}
+	if rep.Completed != rep.Sent || rep.Errors != 0 {
+		t.Errorf("completed %d errors %d, want %d/0", rep.Completed, rep.Errors, rep.Sent)
+	}
+}
+
+func TestRunSendsOnlyToTarget(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int64
+	other := newTarget(t, func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1); allow(w, r) })
+	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/v1/decisions", http.StatusTemporaryRedirect)
+	})
+	_, rep := mustRun(t, srv.URL, "--rate", "50", "--duration", "200ms")
+
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("redirect target got %d requests, want 0", n)
+	}
+	if rep.Status["307"] != rep.Completed || rep.Errors != rep.Completed || rep.Completed == 0 {
+		t.Errorf("status %v errors %d completed %d, want every request a 307 error", rep.Status, rep.Errors, rep.Completed)
+	}
+	for _, r := range srv.received() {
+		if r.path != "/v1/decisions" {
+			t.Fatalf("request to %q, want /v1/decisions", r.path)
+		}
+	}
+}
+
+func TestRunCountsTransportErrors(t *testing.T) {
+	t.Parallel()
+	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		allow(w, r)
+	})
+	_, rep := mustRun(t, srv.URL, "--rate", "50", "--duration", "200ms", "--timeout", "50ms")
+
+	if rep.Timeouts != rep.Sent || rep.TransportErrors["timeout"] != rep.Sent || rep.Sent == 0 {
+		t.Errorf("timeouts %d, transport errors %v, sent %d: want every request timed out",
+			rep.Timeouts, rep.TransportErrors, rep.Sent)
+	}
+	if rep.Completed != 0 || rep.Errors != rep.Sent {
+		t.Errorf("completed %d errors %d, want 0/%d", rep.Completed, rep.Errors, rep.Sent)
+	}
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	t.Parallel()
+	srv := newTarget(t, allow)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	began := time.Now()
+	_, rep, err := runLoad(t, ctx, srv.URL, "--rate", "100", "--duration", "1m")
+
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run error = %v, want context.Canceled", err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("Run took %v after cancel at 300ms", took)
+	}
+	if rep.Sent == 0 || rep.Sent > 60 {
+		t.Errorf("report sent = %d, want the ~30 of the first 300ms", rep.Sent)
+	}
+}
+
+func TestRunAPIKey(t *testing.T) {
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"none", "", nil, ""},
+		{"flag", "", []string{"--key", "k-flag"}, "Bearer k-flag"},
+		{"environment", "k-env", nil, "Bearer k-env"},
+		{"flag over environment", "k-env", []string{"--key", "k-flag"}, "Bearer k-flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(loadgen.KeyEnv, tt.env)
+			srv := newTarget(t, allow)
+			mustRun(t, srv.URL, append([]string{"--rate", "50", "--duration", "100ms"}, tt.args...)...)
+			reqs := srv.received()
+			if len(reqs) == 0 {
+				t.Fatal("no requests")
+			}
+			for _, r := range reqs {
+				if got := r.header.Get("Authorization"); got != tt.want {
+					t.Fatalf("Authorization = %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	t.Parallel()
+	srv := newTarget(t, allow)
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error
+	}{
+		{"no target", []string{"--rate", "10"}, "--target"},
+		{"relative target", []string{"--target", "localhost:1"}, "--target"},
+		{"zero rate", []string{"--target", srv.URL, "--rate", "0"}, "--rate"},
+		{"negative duration", []string{"--target", srv.URL, "--duration", "-1s"}, "--duration"},
+		{"no workers", []string{"--target", srv.URL, "--workers", "0"}, "--workers"},
+		{"retry ratio above 1", []string{"--target", srv.URL, "--retry-ratio", "1.5"}, "--retry-ratio"},
+		{"negative attack ratio", []string{"--target", srv.URL, "--attack-ratio", "-0.1"}, "--attack-ratio"},
+		{"zero timeout", []string{"--target", srv.URL, "--timeout", "0s"}, "--timeout"},
+		{"unknown flag", []string{"--target", srv.URL, "--burst", "3"}, "burst"},
+		{"stray argument", []string{"--target", srv.URL, "extra"}, "extra"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := loadgen.Run(context.Background(), tt.args, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run(%q) error = %v, want one mentioning %q", tt.args, err, tt.want)
+			}
+		})
+	}
+	if n := len(srv.received()); n != 0 {
+		t.Errorf("bad flags still sent %d requests", n)
+	}
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
