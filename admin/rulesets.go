@@ -46,7 +46,9 @@ func NewVersions(db *badger.DB, now func() time.Time) *Versions {
 	return &Versions{db: db, now: now}
 }
 
-func versionKey(n int64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixVersion), uint64(n)) }
+func versionKey(n int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(prefixVersion), uint64(n))
+}
 
 // Latest returns the newest version, or an error wrapping engine.ErrNotFound
 // when none was ever published.

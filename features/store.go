@@ -554,16 +554,20 @@ func (s *Store) Stats() Stats {
 // chatter.
 type badgerLogger struct{ log *slog.Logger }
 
-func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error(fmt.Sprintf(f, a...), "component", "badger") }
-func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn(fmt.Sprintf(f, a...), "component", "badger") }
-func (l badgerLogger) Infof(string, ...any)        {}
-func (l badgerLogger) Debugf(string, ...any)       {}
+func (l badgerLogger) Errorf(f string, a ...any) {
+	l.log.Error(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (l badgerLogger) Warningf(f string, a ...any) {
+	l.log.Warn(fmt.Sprintf(f, a...), "component", "badger")
+}
+func (l badgerLogger) Infof(string, ...any)  {}
+func (l badgerLogger) Debugf(string, ...any) {}
 
 // tracker knows the highest sequence number below which every decision has
 // been applied to the feature windows.
 type tracker struct {
-	mu   sync.Mutex
-	next uint64
+	mu      sync.Mutex
+	next    uint64
 	applied map[uint64]struct{}
 }
 
@@ -597,4 +601,3 @@ func (t *tracker) low() uint64 {
 	defer t.mu.Unlock()
 	return t.next - 1
 }
-

@@ -16,16 +16,16 @@ import (
 
 // Rule is one analyst rule as written.
 type Rule struct {
-	ID          string         `json:"id" yaml:"id"`
-	Name        string         `json:"name,omitempty" yaml:"name,omitempty"`
-	Description string         `json:"description,omitempty" yaml:"description,omitempty"`
-	Expression  string         `json:"expression" yaml:"expression"`
-	Action      engine.Action  `json:"action" yaml:"action"`
-	Score       int            `json:"score,omitempty" yaml:"score,omitempty"`
-	Mode        engine.Mode    `json:"mode,omitempty" yaml:"mode,omitempty"`
-	Reason      string         `json:"reason,omitempty" yaml:"reason,omitempty"`
-	Message     string         `json:"message,omitempty" yaml:"message,omitempty"`
-	Version     int            `json:"version,omitempty" yaml:"version,omitempty"`
+	ID          string        `json:"id" yaml:"id"`
+	Name        string        `json:"name,omitempty" yaml:"name,omitempty"`
+	Description string        `json:"description,omitempty" yaml:"description,omitempty"`
+	Expression  string        `json:"expression" yaml:"expression"`
+	Action      engine.Action `json:"action" yaml:"action"`
+	Score       int           `json:"score,omitempty" yaml:"score,omitempty"`
+	Mode        engine.Mode   `json:"mode,omitempty" yaml:"mode,omitempty"`
+	Reason      string        `json:"reason,omitempty" yaml:"reason,omitempty"`
+	Message     string        `json:"message,omitempty" yaml:"message,omitempty"`
+	Version     int           `json:"version,omitempty" yaml:"version,omitempty"`
 }
 
 // Spec is a whole rule set as written: its rules and thresholds.

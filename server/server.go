@@ -42,6 +42,9 @@ type DecisionReader interface {
 type Config struct {
 	Engine    Decider
 	Decisions DecisionReader
+	// Auth resolves API keys; nil is dev mode, where every request acts as
+	// an admin named "dev".
+	Auth Authenticator
 	// Ready reports whether the service can take traffic (/readyz).
 	Ready func() error
 	Log   *slog.Logger
@@ -83,9 +86,10 @@ func New(cfg Config) *Server {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	v1 := e.Group("/v1")
-	v1.POST("/decisions", s.postDecision)
-	v1.GET("/decisions", s.searchDecisions)
-	v1.GET("/decisions/:id", s.getDecision)
+	v1.POST("/decisions", s.postDecision, s.Require(engine.RoleGateway))
+	readers := s.Require(engine.RoleAnalyst, engine.RoleAuditor)
+	v1.GET("/decisions", s.searchDecisions, readers)
+	v1.GET("/decisions/:id", s.getDecision, readers)
 	return s
 }
 
