@@ -28,8 +28,9 @@ type Config struct {
 	Limiter Limiter
 	// Observer is told about every decision; nil means none.
 	Observer Observer
-	// Budget is the time a decision may take to gather features and run
-	// rules. Past it the engine decides with what it has (degraded).
+	// Budget is the time a decision may spend gathering features and
+	// limits, and again running rules. Past it the engine decides with
+	// what it has and marks the decision degraded.
 	Budget time.Duration
 	// CommitBudget bounds the durable write of a decision record.
 	CommitBudget time.Duration
@@ -173,7 +174,9 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 // outcome, within the decision budget. It never panics; it returns an error
 // only for input the limiter cannot price (an unknown currency).
 func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Budget)
+	// Features and limits share one budget; rules get their own, so a slow
+	// store still leaves time to decide with what was gathered.
+	gather, cancel := context.WithTimeout(ctx, e.cfg.Budget)
 	defer cancel()
 	defer func() {
 		if v := recover(); v != nil {
@@ -186,14 +189,14 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 	p := &rec.Payment
 	var causes []string
 	if e.cfg.Features != nil {
-		fv, err := e.cfg.Features.Features(ctx, p, nil)
+		fv, err := e.cfg.Features.Features(gather, p, nil)
 		if err != nil {
 			causes = append(causes, "features: "+err.Error())
 		}
 		rec.Features = fv
 	}
 	if e.cfg.Limiter != nil {
-		l, err := e.cfg.Limiter.Limits(ctx, p)
+		l, err := e.cfg.Limiter.Limits(gather, p)
 		if errors.Is(err, ErrInvalid) {
 			return err
 		}
@@ -209,6 +212,8 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 		rec.RulesetVersion = rs.Version()
 		rec.Thresholds = rs.Thresholds()
 		in := Input{Payment: p, Features: rec.Features, Limits: &rec.Limits, Now: now}
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.Budget)
+		defer cancel()
 		rec.Rules = rs.Evaluate(ctx, &in, nil)
 		rec.Outcome, rec.Score, rec.Reasons, rec.DeterminedBy = Combine(rec.Rules, rec.Thresholds)
 		if err := ctx.Err(); err != nil {

@@ -66,45 +66,51 @@ func (p *Payment) Validate(now time.Time) error {
 	return nil
 }
 
-// LooksLikePAN reports whether s is a plausible primary account number: 13
-// to 19 digits, optionally separated by single spaces or dashes, passing the
-// Luhn check. The engine never stores such a value.
+// LooksLikePAN reports whether s carries a plausible primary account
+// number anywhere in it: a run of 13 to 19 digits, optionally grouped by
+// single spaces or dashes, that passes the Luhn check. The engine never
+// stores such a value.
 func LooksLikePAN(s string) bool {
-	if len(s) < 13 || len(s) > 40 {
-		return false
-	}
 	var digits [19]byte
-	n := 0
+	n := 0 // digits in the current run
+	tooLong := false
+	flush := func() bool {
+		ok := !tooLong && n >= 13 && luhn(digits[:n])
+		n, tooLong = 0, false
+		return ok
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
 			if n == len(digits) {
-				return false
+				tooLong = true
+			} else {
+				digits[n] = c - '0'
+				n++
 			}
-			digits[n] = c - '0'
-			n++
-		case c == ' ' || c == '-':
-			if i == 0 || i == len(s)-1 {
-				return false
-			}
+		case (c == ' ' || c == '-') && n > 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+			// a separator inside a digit group keeps the run going
 		default:
-			return false
-		}
-	}
-	if n < 13 {
-		return false
-	}
-	sum := 0
-	for i := 0; i < n; i++ {
-		d := int(digits[n-1-i])
-		if i%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
+			if flush() {
+				return true
 			}
 		}
-		sum += d
+	}
+	return flush()
+}
+
+func luhn(d []byte) bool {
+	sum := 0
+	for i := range d {
+		v := int(d[len(d)-1-i])
+		if i%2 == 1 {
+			v *= 2
+			if v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
 	}
 	return sum%10 == 0
 }
