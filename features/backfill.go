@@ -96,6 +96,12 @@ func (s *Store) startBackfill(f *feature, upTo uint64) {
 			}
 			return
 		}
+		// The marker goes only once the backfilled windows are flushed: a
+		// crash before that restarts the backfill rather than losing it.
+		if err := s.flush(); err != nil {
+			s.opts.Log.Error("flush backfill", "feature", f.def.Name, "err", err)
+			return
+		}
 		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(marker) }); err != nil {
 			s.opts.Log.Error("finish backfill", "feature", f.def.Name, "err", err)
 		}
@@ -107,7 +113,7 @@ var errStop = errors.New("stop")
 
 func (s *Store) backfill(ctx context.Context, f *feature, b *Backfill) error {
 	// Wait until every decision up to UpTo is in the log.
-	for s.track.low() < b.UpTo {
+	for s.applied.Load() < b.UpTo {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -67,7 +67,11 @@ type Store struct {
 	seq   uint64
 	defs  atomic.Pointer[featureSet]
 
-	track   tracker
+	// applyMu is held by the committer while it applies a batch to the
+	// windows, and by the flusher while it snapshots them, so a flushed
+	// snapshot holds exactly the decisions up to applied.
+	applyMu sync.Mutex
+	applied atomic.Uint64
 	commits chan *commitReq
 	closing chan struct{}
 	closed  atomic.Bool
@@ -222,17 +226,14 @@ func (s *Store) Commit(ctx context.Context, rec *engine.Record) error {
 	}
 	// Once queued the commit will happen; wait for it whatever ctx says so
 	// the caller never acknowledges a write it does not know the fate of.
-	if err := <-req.done; err != nil {
-		return err
-	}
-	s.apply(rec, req.defs)
-	s.track.done(rec.Seq)
-	return nil
+	return <-req.done
 }
 
 // commitLoop is the single writer of decision records: it takes queued
 // commits in batches and writes each batch in one Badger transaction
 // (group commit), so writers never conflict and fsync, when on, is shared.
+// It then applies the batch to the feature windows in sequence order, which
+// keeps the flushed windows consistent with the watermark.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	batch := make([]*commitReq, 0, maxBatch)
@@ -283,12 +284,16 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		}
 		return nil
 	})
+	s.applyMu.Lock()
 	if err != nil {
 		err = fmt.Errorf("write decisions: %w", err)
+	} else {
 		for _, r := range batch {
-			s.track.done(r.rec.Seq)
+			s.apply(r.rec, r.defs)
 		}
 	}
+	s.applied.Store(batch[len(batch)-1].rec.Seq)
+	s.applyMu.Unlock()
 	for _, r := range batch {
 		r.done <- err
 	}
@@ -398,12 +403,13 @@ func (s *Store) flushLoop() {
 // flush writes every changed window and then the watermark: the highest
 // sequence number up to which every decision is in the written windows.
 func (s *Store) flush() error {
-	mark := s.track.low()
 	defs := s.defs.Load()
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	var werr error
 	var buf []byte
+	s.applyMu.Lock()
+	mark := s.applied.Load()
 	s.ws.takeDirty(func(key string, w *window) {
 		if werr != nil {
 			return
@@ -417,6 +423,7 @@ func (s *Store) flush() error {
 			WithTTL(f.window + 2*f.bucket)
 		werr = wb.SetEntry(e)
 	})
+	s.applyMu.Unlock()
 	if werr == nil {
 		werr = wb.Set([]byte(keyWatermark), binary.BigEndian.AppendUint64(nil, mark))
 	}
@@ -482,7 +489,7 @@ func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
 		return fmt.Errorf("find last sequence: %w", err)
 	}
 	s.seq = last
-	s.track.reset(last)
+	s.applied.Store(last)
 	return nil
 }
 
@@ -562,42 +569,3 @@ func (l badgerLogger) Warningf(f string, a ...any) {
 }
 func (l badgerLogger) Infof(string, ...any)  {}
 func (l badgerLogger) Debugf(string, ...any) {}
-
-// tracker knows the highest sequence number below which every decision has
-// been applied to the feature windows.
-type tracker struct {
-	mu      sync.Mutex
-	next    uint64
-	applied map[uint64]struct{}
-}
-
-func (t *tracker) reset(last uint64) {
-	t.mu.Lock()
-	t.next = last + 1
-	t.applied = make(map[uint64]struct{})
-	t.mu.Unlock()
-}
-
-// done marks seq as applied (or as never to be applied, for a failed
-// write).
-func (t *tracker) done(seq uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if seq < t.next {
-		return
-	}
-	t.applied[seq] = struct{}{}
-	for {
-		if _, ok := t.applied[t.next]; !ok {
-			return
-		}
-		delete(t.applied, t.next)
-		t.next++
-	}
-}
-
-func (t *tracker) low() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.next - 1
-}

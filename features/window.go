@@ -61,8 +61,8 @@ func (w *window) add(f *feature, t time.Time, v float64, hash uint64, hasHash bo
 	if hasHash {
 		w.addDistinct(start, hash)
 	}
-	newest := w.buckets[len(w.buckets)-1].start + bs
-	w.prune(f, time.Unix(newest, 0))
+	// Nothing a read at or after the newest event can see is pruned.
+	w.prune(f, time.Unix(0, w.buckets[len(w.buckets)-1].last))
 }
 
 func (w *window) addDistinct(start int64, hash uint64) {

@@ -1,0 +1,326 @@
+package features_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+)
+
+var countDefs = []features.Definition{
+	{Name: "card_n", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "24h"},
+	{Name: "acct_sum", Entity: features.Paths{"account.id"}, Aggregate: features.Sum, Field: "amount", Window: "24h"},
+}
+
+func TestConcurrentCommitsAllCounted(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	now := time.Now().UTC()
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := engine.Payment{OccurredAt: now, Amount: 1, Card: engine.Card{Fingerprint: "hot"}, Account: engine.Account{ID: "a"}}
+			if err := s.Commit(context.Background(), record(p, engine.Allow)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: "hot"}, Account: engine.Account{ID: "a"}}
+	if got := value(t, s, probe, "card_n"); got != n {
+		t.Errorf("card count = %v, want %d", got, n)
+	}
+	if got := value(t, s, probe, "acct_sum"); got != n {
+		t.Errorf("account sum = %v, want %d", got, n)
+	}
+}
+
+func TestEvictionKeepsUpdates(t *testing.T) {
+	// A tiny cache forces evictions of dirty windows between flushes.
+	s := openStore(t, t.TempDir(), countDefs, func(o *features.Options) { o.CacheEntries = 16; o.FlushInterval = 5 * time.Millisecond })
+	now := time.Now().UTC()
+	const cards, rounds = 300, 5
+	for r := 0; r < rounds; r++ {
+		for c := 0; c < cards; c++ {
+			commit(t, s, record(engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: fmt.Sprintf("c%d", c)}}, engine.Allow))
+		}
+	}
+	for c := 0; c < cards; c++ {
+		if got := value(t, s, engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: fmt.Sprintf("c%d", c)}}, "card_n"); got != rounds {
+			t.Fatalf("card c%d count = %v, want %d", c, got, rounds)
+		}
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	s := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: time.Hour})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefinitions(context.Background(), countDefs); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, s, countDefs)
+	var ids []string
+	for i := 0; i < 50; i++ {
+		rec := record(engine.Payment{OccurredAt: now, Amount: 10, Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}, engine.Allow)
+		commit(t, s, rec)
+		ids = append(ids, rec.ID)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, dir, nil)
+	probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}
+	if got := value(t, s2, probe, "card_n"); got != 50 {
+		t.Errorf("after restart card count = %v, want 50", got)
+	}
+	if got := value(t, s2, probe, "acct_sum"); got != 500 {
+		t.Errorf("after restart account sum = %v, want 500", got)
+	}
+	for _, id := range ids {
+		if _, err := s2.Get(context.Background(), id); err != nil {
+			t.Fatalf("decision %s lost: %v", id, err)
+		}
+	}
+	// Sequence numbers continue after a restart.
+	rec := record(engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: "fp"}}, engine.Allow)
+	commit(t, s2, rec)
+	if rec.Seq != 51 {
+		t.Errorf("seq after restart = %d, want 51", rec.Seq)
+	}
+}
+
+// TestKillNineLosesNoAcknowledgedDecision starts a child process that
+// commits decisions and prints each acknowledged transaction id, kills it
+// with SIGKILL mid-stream, reopens the store and checks that every
+// acknowledged decision is present and counted exactly once in the
+// features. The flush interval is long, so feature state is rebuilt from
+// the decision log.
+func TestKillNineLosesNoAcknowledgedDecision(t *testing.T) {
+	if os.Getenv("RISK_KILL_CHILD_DIR") != "" {
+		t.Skip("running as the child")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "RISK_KILL_CHILD_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		tx, ok := strings.CutPrefix(sc.Text(), "ACK ")
+		if !ok {
+			continue
+		}
+		acked = append(acked, tx)
+		if len(acked) == 3000 {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < 3000 {
+		t.Fatalf("child acknowledged only %d decisions before exiting", len(acked))
+	}
+	s := openStore(t, dir, nil)
+	for _, tx := range acked {
+		if _, err := s.Lookup(context.Background(), tx); err != nil {
+			t.Fatalf("acknowledged %s lost: %v", tx, err)
+		}
+	}
+	// Every committed decision (acknowledged or not yet printed) is counted once.
+	committed := 0
+	if err := s.ScanRecords(context.Background(), 1, func(*engine.Record) error { committed++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got := value(t, s, engine.Payment{OccurredAt: time.Now().UTC().Add(time.Second), Card: engine.Card{Fingerprint: "kill"}}, "card_n")
+	if int(got) != committed {
+		t.Errorf("card count after kill = %v, want %d (one per committed decision)", got, committed)
+	}
+	t.Logf("acknowledged %d, committed %d, counted %v", len(acked), committed, got)
+}
+
+// TestKillChild is the child of TestKillNineLosesNoAcknowledgedDecision.
+func TestKillChild(t *testing.T) {
+	dir := os.Getenv("RISK_KILL_CHILD_DIR")
+	if dir == "" {
+		t.Skip("only runs as a child process")
+	}
+	s := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 20 * time.Millisecond})
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefinitions(context.Background(), countDefs); err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				rec := record(engine.Payment{OccurredAt: time.Now().UTC(), Card: engine.Card{Fingerprint: "kill"}}, engine.Allow)
+				if err := s.Commit(context.Background(), rec); err != nil {
+					return
+				}
+				mu.Lock()
+				w.WriteString("ACK " + rec.TransactionID + "\n")
+				w.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestBackfillBuildsFromHistory(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	now := time.Now().UTC()
+	for i := 0; i < 200; i++ {
+		p := engine.Payment{OccurredAt: now.Add(-time.Duration(i) * time.Minute), Amount: 3, Device: engine.Device{ID: "dev"}, Card: engine.Card{Fingerprint: "fp" + strconv.Itoa(i%7)}}
+		commit(t, s, record(p, engine.Allow))
+	}
+	newDef := features.Definition{Name: "dev_cards_2h", Entity: features.Paths{"device.id"}, Aggregate: features.Count, Window: "2h"}
+	if err := s.SetDefinitions(context.Background(), append(append([]features.Definition(nil), countDefs...), newDef)); err != nil {
+		t.Fatal(err)
+	}
+	// Decisions keep flowing during the backfill and are counted once.
+	for i := 0; i < 20; i++ {
+		commit(t, s, record(engine.Payment{OccurredAt: now, Device: engine.Device{ID: "dev"}}, engine.Allow))
+	}
+	waitReady(t, s, []features.Definition{newDef})
+	st, _ := s.Status("dev_cards_2h")
+	if !st.Done || st.Processed != st.Total || st.Total != 200 {
+		t.Errorf("status = %+v, want done with 200 of 200", st)
+	}
+	// The window covers 2h: events at 0..120 minutes ago (121 of them,
+	// the oldest bucket inclusive) plus the 20 live ones.
+	got := value(t, s, engine.Payment{OccurredAt: now.Add(time.Second), Device: engine.Device{ID: "dev"}}, "dev_cards_2h")
+	if got < 140 || got > 142 {
+		t.Errorf("backfilled count = %v, want 141±1", got)
+	}
+}
+
+func TestFeatureNotReadyDuringBackfill(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	for i := 0; i < 3000; i++ {
+		commit(t, s, record(engine.Payment{OccurredAt: time.Now().UTC(), Card: engine.Card{Fingerprint: "x"}}, engine.Allow))
+	}
+	newDef := features.Definition{Name: "late", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "1h"}
+	if err := s.SetDefinitions(context.Background(), []features.Definition{newDef}); err != nil {
+		t.Fatal(err)
+	}
+	vals, err := s.Features(context.Background(), &engine.Payment{OccurredAt: time.Now().UTC(), Card: engine.Card{Fingerprint: "x"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Status("late")
+	if !st.Done && vals[0].Ready {
+		t.Error("feature reads ready while its backfill runs")
+	}
+	waitReady(t, s, []features.Definition{newDef})
+	vals, _ = s.Features(context.Background(), &engine.Payment{OccurredAt: time.Now().UTC().Add(time.Second), Card: engine.Card{Fingerprint: "x"}}, nil)
+	if !vals[0].Ready || vals[0].Value != 3000 {
+		t.Errorf("after backfill = %+v, want ready with 3000", vals[0])
+	}
+}
+
+func TestSearchAndLabels(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	base := time.Now().UTC().Add(-time.Hour)
+	var recs []*engine.Record
+	for i := 0; i < 30; i++ {
+		outcome := engine.Allow
+		if i%3 == 0 {
+			outcome = engine.Deny
+		}
+		p := engine.Payment{OccurredAt: base.Add(time.Duration(i) * time.Minute), Account: engine.Account{ID: "acc" + strconv.Itoa(i%2)}, Card: engine.Card{Fingerprint: "fp"}}
+		rec := record(p, outcome)
+		commit(t, s, rec)
+		recs = append(recs, rec)
+	}
+	ctx := context.Background()
+	// Newest first, paged.
+	var seen []string
+	cursor := ""
+	for page := 0; ; page++ {
+		got, next, err := s.Search(ctx, engine.Query{AccountID: "acc0", Limit: 4, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range got {
+			seen = append(seen, r.TransactionID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+		if page > 10 {
+			t.Fatal("paging does not end")
+		}
+	}
+	var want []string
+	for i := 28; i >= 0; i -= 2 {
+		want = append(want, recs[i].TransactionID)
+	}
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Errorf("account search =\n %v\nwant\n %v", seen, want)
+	}
+	denies, _, err := s.Search(ctx, engine.Query{Outcome: engine.Deny, From: base.Add(10 * time.Minute), To: base.Add(20 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(denies) != 3 { // minutes 12, 15, 18
+		t.Errorf("denies in range = %d, want 3", len(denies))
+	}
+	if _, _, err := s.Search(ctx, engine.Query{Cursor: "%%%"}); !errors.Is(err, engine.ErrInvalid) {
+		t.Errorf("bad cursor err = %v, want ErrInvalid", err)
+	}
+
+	l := engine.Label{Label: engine.LabelFraud, Note: "confirmed", CreatedAt: time.Now()}
+	got, added, err := s.AddLabel(ctx, recs[0].ID, l)
+	if err != nil || !added || len(got.Labels) != 1 {
+		t.Fatalf("AddLabel = %v, added %v, labels %v", err, added, got)
+	}
+	if _, added, _ := s.AddLabel(ctx, recs[0].ID, l); added {
+		t.Error("the same label was added twice")
+	}
+	stored, _ := s.Get(ctx, recs[0].ID)
+	if len(stored.Labels) != 1 || stored.Labels[0].Note != "confirmed" || stored.Seq != recs[0].Seq {
+		t.Errorf("stored after label = %+v", stored)
+	}
+	if _, _, err := s.AddLabel(ctx, "dec_nope", l); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("label unknown decision err = %v, want ErrNotFound", err)
+	}
+}
