@@ -108,11 +108,11 @@ func TestWindowEdges(t *testing.T) {
 	defs := []features.Definition{{Name: "n", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "1h"}}
 	s := openStore(t, t.TempDir(), defs)
 	// Buckets are one minute for a one-hour window.
-	commit(t, s, record(card("fp", t0, 1), engine.Allow))                              // bucket 10:00
-	commit(t, s, record(card("fp", t0.Add(59*time.Second), 1), engine.Allow))          // same bucket
-	commit(t, s, record(card("fp", t0.Add(30*time.Minute), 1), engine.Allow))          // 10:30
-	commit(t, s, record(card("fp", t0.Add(-10*time.Minute), 1), engine.Allow))         // late event, 09:50
-	commit(t, s, record(card("fp", t0.Add(-2*time.Hour), 1), engine.Allow))            // older than the window at any read below
+	commit(t, s, record(card("fp", t0, 1), engine.Allow))                      // bucket 10:00
+	commit(t, s, record(card("fp", t0.Add(59*time.Second), 1), engine.Allow))  // same bucket
+	commit(t, s, record(card("fp", t0.Add(30*time.Minute), 1), engine.Allow))  // 10:30
+	commit(t, s, record(card("fp", t0.Add(-10*time.Minute), 1), engine.Allow)) // late event, 09:50
+	commit(t, s, record(card("fp", t0.Add(-2*time.Hour), 1), engine.Allow))    // older than the window at any read below
 	tests := []struct {
 		name string
 		at   time.Time

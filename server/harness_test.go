@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,3 +204,7 @@ func indexByte(s string, c byte) int {
 	}
 	return -1
 }
+
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) next() int { return int(c.n.Add(1)) }
