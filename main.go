@@ -6,6 +6,7 @@
 //
 //	risk rules validate FILE   check a rule set file offline
 //	risk loadgen ...           drive a running engine with synthetic traffic
+//	risk replay ... EVENTS     decide a file of payments offline (docs/backtest.md)
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	_ "time/tzdata" // hour_of_day and day_of_week work in minimal images
 
 	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/admin/backtest"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
@@ -52,6 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err = loadgen.Run(ctx, args[1:], stdout)
+	case len(args) >= 1 && args[0] == "replay":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err = backtest.ReplayCommand(ctx, args[1:], os.Stdin, stdout, stderr)
 	default:
 		err = serve(args, stderr)
 	}
@@ -78,6 +84,7 @@ type config struct {
 	Budget        time.Duration
 	Fallback      string
 	LogLevel      string
+	LimitsEntity  string
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -86,7 +93,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: risk [flags]            serve the engine\n"+
 			"       risk rules validate FILE check a rule set file\n"+
-			"       risk loadgen --help      load generator\n\nFlags (environment variable in brackets):\n")
+			"       risk loadgen --help      load generator\n"+
+			"       risk replay --help       offline replay of a payments file\n\nFlags (environment variable in brackets):\n")
 		fs.PrintDefaults()
 	}
 	var c config
@@ -101,6 +109,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Budget, "budget", envDuration("RISK_BUDGET", engine.DefaultBudget), "time budget of one decision; past it the decision is degraded [RISK_BUDGET]")
 	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
 	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
+	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -118,6 +127,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--budget must be positive")
 	case c.CacheEntries <= 0:
 		return fmt.Errorf("--cache-entries must be positive")
+	case !features.ValidLimitsEntity(c.LimitsEntity):
+		return fmt.Errorf("--limits-entity %q: want account, card or account_merchant", c.LimitsEntity)
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
 	}
@@ -140,6 +151,7 @@ func serve(args []string, stderr io.Writer) error {
 	store := features.New(features.Options{
 		Dir: c.DataDir, SyncWrites: c.SyncWrites, FlushInterval: c.FlushInterval,
 		CacheEntries: c.CacheEntries, Retention: c.Retention, CompileFilter: compileFilter, Log: log,
+		LimitsEntity: c.LimitsEntity,
 	})
 	if err := store.Open(ctx); err != nil {
 		return err
@@ -174,6 +186,9 @@ func serve(args []string, stderr io.Writer) error {
 	if serr := app.server.Shutdown(sctx); serr != nil {
 		log.Error("drain http", "err", serr)
 	}
+	if berr := app.backtests.Close(sctx); berr != nil {
+		log.Error("stop backtests", "err", berr)
+	}
 	closeStore()
 	log.Info("stopped")
 	return err
@@ -181,8 +196,9 @@ func serve(args []string, stderr io.Writer) error {
 
 // app is the wired service.
 type app struct {
-	engine *engine.Engine
-	server *server.Server
+	engine    *engine.Engine
+	server    *server.Server
+	backtests *backtest.Backtests
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -195,8 +211,21 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err := loadFeatures(ctx, c.FeaturesFile, store); err != nil {
 		return nil, err
 	}
+	// One audit trail instance for every writer: it numbers entries in
+	// memory. Pass it to admin.New as Config.Audit.
+	audit := admin.NewAudit(store.DB(), nil)
+	limiter, err := features.NewLimiter(store, features.LimiterOptions{
+		Compile: compilePaymentPredicate, Lists: lists, Audit: admin.LimitsAudit(audit),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := limiter.Load(ctx); err != nil {
+		return nil, err
+	}
 	eng := engine.New(engine.Config{
-		Store: store, Features: store, Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), Log: log,
+		Store: store, Features: store, Limiter: limiter, Labels: store, Trust: limiter,
+		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), Log: log,
 	})
 	versions := admin.NewVersions(store.DB(), nil)
 	env := rules.Env{Features: featureNames(store), Lists: lists}
@@ -204,7 +233,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 		return nil, err
 	}
 	srv := server.New(server.Config{
-		Engine: eng, Decisions: store, Log: log,
+		Engine: eng, Decisions: store, Feedback: eng, Log: log,
 		Ready: func() error {
 			if eng.Rules() == nil {
 				return errors.New("no rule set loaded")
@@ -212,11 +241,30 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 			return nil
 		},
 	})
-	return &app{engine: eng, server: srv}, nil
+	// Backtests replay the decision log through a candidate rule set; they
+	// run in the background, one at a time, and are stopped before the
+	// store closes. Draft candidates need the admin draft store (not wired
+	// yet: a draft candidate answers 404).
+	backtests := backtest.New(backtest.Config{
+		History: store, Versions: versions, Log: log,
+		Env: func() rules.Env { return rules.Env{Features: featureNames(store), Lists: lists} },
+	})
+	backtest.Register(srv.Group("/admin"), srv.Require, backtests)
+	admin.RegisterLimits(srv.Group("/admin"), srv.Require, limiter)
+	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
+	return &app{engine: eng, server: srv, backtests: backtests}, nil
 }
 
 func compileFilter(src string) (features.Filter, error) {
 	p, err := rules.CompilePredicate(src)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func compilePaymentPredicate(src string) (features.PaymentPredicate, error) {
+	p, err := rules.CompilePaymentPredicate(src)
 	if err != nil {
 		return nil, err
 	}

@@ -72,6 +72,25 @@ func (v *Versions) Latest() (Version, error) {
 	return out, nil
 }
 
+// latestNumber returns the newest version's number, 0 when none, reading
+// only keys: a version of a large rule set is slow to decode.
+func (v *Versions) latestNumber() (int64, error) {
+	var n int64
+	err := v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion)})
+		defer it.Close()
+		it.Seek(versionKey(math.MaxInt64))
+		if it.Valid() {
+			n = int64(binary.BigEndian.Uint64(it.Item().Key()[len(prefixVersion):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read latest rule set: %w", err)
+	}
+	return n, nil
+}
+
 // Get returns version n.
 func (v *Versions) Get(n int64) (Version, error) {
 	var out Version
@@ -120,12 +139,11 @@ func (v *Versions) List() ([]Version, error) {
 func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set)) (Version, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	next := int64(1)
-	if latest, err := v.Latest(); err == nil {
-		next = latest.Number + 1
-	} else if !errors.Is(err, engine.ErrNotFound) {
+	last, err := v.latestNumber()
+	if err != nil {
 		return Version{}, err
 	}
+	next := last + 1
 	set, err := rules.Compile(spec, env, next)
 	if err != nil {
 		return Version{}, err
@@ -143,4 +161,59 @@ func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment strin
 		live(set)
 	}
 	return ver, nil
+}
+
+// VersionInfo describes a published version without its rules.
+type VersionInfo struct {
+	Number             int64     `json:"version"`
+	Author             string    `json:"author"`
+	CreatedAt          time.Time `json:"created_at"`
+	Comment            string    `json:"comment,omitempty"`
+	Hash               string    `json:"hash"`
+	ChallengeThreshold int       `json:"challenge_threshold"`
+	DenyThreshold      int       `json:"deny_threshold"`
+	Rules              int       `json:"rules"`
+}
+
+// Info describes ver without its rules.
+func (ver Version) Info() VersionInfo {
+	return VersionInfo{
+		Number: ver.Number, Author: ver.Author, CreatedAt: ver.CreatedAt, Comment: ver.Comment, Hash: ver.Hash,
+		ChallengeThreshold: ver.Spec.ChallengeThreshold, DenyThreshold: ver.Spec.DenyThreshold, Rules: len(ver.Spec.Rules),
+	}
+}
+
+// Page returns up to limit versions numbered below before, newest first,
+// without decoding their rules. before <= 0 starts at the newest.
+func (v *Versions) Page(before int64, limit int) ([]VersionInfo, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	out := []VersionInfo{}
+	err := v.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion), PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		for it.Seek(versionKey(before - 1)); it.Valid() && len(out) < limit; it.Next() {
+			var head struct {
+				VersionInfo
+				Spec struct {
+					ChallengeThreshold int        `json:"challenge_threshold"`
+					DenyThreshold      int        `json:"deny_threshold"`
+					Rules              []struct{} `json:"rules"`
+				} `json:"spec"`
+			}
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &head) }); err != nil {
+				return err
+			}
+			info := head.VersionInfo
+			info.ChallengeThreshold, info.DenyThreshold = head.Spec.ChallengeThreshold, head.Spec.DenyThreshold
+			info.Rules = len(head.Spec.Rules)
+			out = append(out, info)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list rule set versions: %w", err)
+	}
+	return out, nil
 }

@@ -26,6 +26,11 @@ type Config struct {
 	Features FeatureSource
 	// Limiter computes dynamic limits; nil means no limits.
 	Limiter Limiter
+	// Labels stores feedback labels; nil refuses feedback as unavailable.
+	Labels Labeler
+	// Trust applies the effects of feedback labels; nil means labels are
+	// only stored.
+	Trust TrustUpdater
 	// Observer is told about every decision; nil means none.
 	Observer Observer
 	// Budget is the time a decision may spend gathering features and

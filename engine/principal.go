@@ -11,11 +11,15 @@ const (
 	RoleAnalyst Role = "analyst" // rules, lists, features, limits, backtests, reading decisions
 	RoleAuditor Role = "auditor" // reading decisions, explanations and the audit trail
 	RoleAdmin   Role = "admin"   // keys and everything else
+	// RoleMetrics may only scrape /metrics: a Prometheus scraper needs no
+	// access to payments, and per-rule counters must not be public (they
+	// would tell a fraudster which rule caught a probe).
+	RoleMetrics Role = "metrics"
 )
 
 // ValidRole reports whether r is a known role.
 func ValidRole(r Role) bool {
-	return r == RoleGateway || r == RoleAnalyst || r == RoleAuditor || r == RoleAdmin
+	return r == RoleGateway || r == RoleAnalyst || r == RoleAuditor || r == RoleAdmin || r == RoleMetrics
 }
 
 // Principal is the caller of a request: the API key's name, used in the

@@ -119,6 +119,11 @@ type feature struct {
 	window time.Duration
 	bucket time.Duration
 	where  Filter
+	// hidden marks an internal feature (the limiter's daily spend): not
+	// read by rules nor listed, but kept, flushed and replayed like others.
+	hidden bool
+	// amount, when set, replaces def.Field as the aggregated value.
+	amount func(rec *engine.Record) (float64, bool)
 }
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

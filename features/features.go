@@ -45,6 +45,9 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 	fs := s.defs.Load()
 	var keyBuf [128]byte
 	for _, f := range fs.list {
+		if f.hidden {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return dst, fmt.Errorf("read features: %w", err)
 		}
@@ -94,7 +97,11 @@ func (s *Store) applyOne(rec *engine.Record, f *feature) {
 	var v float64
 	var h uint64
 	distinct := f.def.Aggregate == Distinct
-	if f.def.Field != "" {
+	if f.amount != nil {
+		if v, ok = f.amount(rec); !ok {
+			return
+		}
+	} else if f.def.Field != "" {
 		raw, ok := p.Field(f.def.Field)
 		if !ok {
 			return
@@ -130,9 +137,11 @@ func number(v any) (float64, bool) {
 // Definitions returns the live feature definitions.
 func (s *Store) Definitions() []Definition {
 	fs := s.defs.Load()
-	out := make([]Definition, len(fs.list))
-	for i, f := range fs.list {
-		out[i] = f.def
+	out := make([]Definition, 0, len(fs.list))
+	for _, f := range fs.list {
+		if !f.hidden {
+			out = append(out, f.def)
+		}
 	}
 	return out
 }
@@ -153,7 +162,7 @@ func (s *Store) SetDefinitions(ctx context.Context, defs []Definition) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDefinitions), data) }); err != nil {
 		return fmt.Errorf("store feature definitions: %w", err)
 	}
-	next := newFeatureSet(list)
+	next := newFeatureSet(s.withHidden(list))
 	s.seqMu.Lock()
 	prev := s.defs.Load()
 	s.defs.Store(next)
@@ -192,7 +201,7 @@ func (s *Store) loadDefinitions() error {
 	if err != nil {
 		return fmt.Errorf("load feature definitions: %w", err)
 	}
-	s.defs.Store(newFeatureSet(list))
+	s.defs.Store(newFeatureSet(s.withHidden(list)))
 	return nil
 }
 

@@ -64,6 +64,9 @@ type memList struct {
 	// byLen maps each prefix length present in a cidr list to the masked
 	// prefixes of that length, so a lookup costs one map probe per length.
 	byLen map[int]map[netip.Prefix]time.Time
+	// nextExpiry is the earliest expiry among items (zero: none expires);
+	// expired items are purged from memory once it has passed.
+	nextExpiry time.Time
 }
 
 const (
@@ -130,6 +133,9 @@ func newMemList(m List) *memList {
 
 func (ml *memList) add(it Item) {
 	ml.items[it.Value] = it
+	if !it.ExpiresAt.IsZero() && (ml.nextExpiry.IsZero() || it.ExpiresAt.Before(ml.nextExpiry)) {
+		ml.nextExpiry = it.ExpiresAt
+	}
 	if ml.byLen != nil {
 		p, _ := parseRange(it.Value) // validated before it was stored
 		m := ml.byLen[p.Bits()]
@@ -146,21 +152,59 @@ func (ml *memList) remove(value string) {
 	if ml.byLen != nil {
 		if p, err := parseRange(value); err == nil {
 			delete(ml.byLen[p.Bits()], p)
+			if len(ml.byLen[p.Bits()]) == 0 {
+				delete(ml.byLen, p.Bits()) // Contains probes one map per length
+			}
 		}
 	}
 }
 
-// parseRange parses an IP or CIDR into a masked prefix.
+// purge forgets expired items once the earliest expiry has passed, so
+// expired entries neither use memory nor count. Badger drops them itself
+// (their keys carry a TTL). The caller holds the write lock.
+func (ml *memList) purge(now time.Time) {
+	if ml.nextExpiry.IsZero() || now.Before(ml.nextExpiry) {
+		return
+	}
+	ml.nextExpiry = time.Time{}
+	for v, it := range ml.items {
+		switch {
+		case it.ExpiresAt.IsZero():
+		case !now.Before(it.ExpiresAt):
+			ml.remove(v)
+		case ml.nextExpiry.IsZero() || it.ExpiresAt.Before(ml.nextExpiry):
+			ml.nextExpiry = it.ExpiresAt
+		}
+	}
+}
+
+// parseRange parses an IP or CIDR into a masked prefix. An IPv4-mapped
+// IPv6 range becomes the IPv4 range, as lookups unmap addresses.
 func parseRange(v string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(v); err == nil {
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(v)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone", v)
+	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// canonicalRange is how a cidr list stores a range: a single address
+// without "/n", a range masked ("10.1.2.3/8" is "10.0.0.0/8").
+func canonicalRange(p netip.Prefix) string {
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
 }
 
 // Contains reports whether value is a live (unexpired) member of the named
@@ -240,12 +284,13 @@ func (l *Lists) Put(m List) (List, error) {
 
 // Get returns a list's description.
 func (l *Lists) Get(name string) (List, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	ml := l.lists[name]
 	if ml == nil {
 		return List{}, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
+	ml.purge(l.now())
 	m := ml.meta
 	m.Items = len(ml.items)
 	return m, nil
@@ -253,10 +298,12 @@ func (l *Lists) Get(name string) (List, error) {
 
 // All returns every list, by name.
 func (l *Lists) All() []List {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	out := make([]List, 0, len(l.lists))
 	for _, ml := range l.lists {
+		ml.purge(now)
 		m := ml.meta
 		m.Items = len(ml.items)
 		out = append(out, m)
@@ -265,21 +312,51 @@ func (l *Lists) All() []List {
 	return out
 }
 
-// Delete removes a list and its items.
+// Delete removes a list and its items. Decisions stop matching it at once.
 func (l *Lists) Delete(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lists[name] == nil {
 		return fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
-	if err := l.db.DropPrefix([]byte(prefixListItem+name+"\x00"), []byte(prefixListMeta+name)); err != nil {
+	// Items first, then the description: an interrupted delete leaves a
+	// shorter list, never orphaned items that a list created later under
+	// the same name would inherit. Deleting keys (rather than DropPrefix)
+	// does not stall the decision writes.
+	prefix := []byte(prefixListItem + name + "\x00")
+	var keys [][]byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete list: %w", err)
+	}
+	wb := l.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("delete list: %w", err)
+		}
+	}
+	if err := wb.Delete([]byte(prefixListMeta + name)); err != nil {
+		return fmt.Errorf("delete list: %w", err)
+	}
+	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("delete list: %w", err)
 	}
 	delete(l.lists, name)
 	return nil
 }
 
-// AddItems adds or replaces items in a list, all or nothing.
+// AddItems adds or replaces items in a list, all or nothing, and returns
+// them as stored: with their creation time and, in a cidr list, their
+// canonical value ("10.1.2.3/8" is stored as "10.0.0.0/8"). Errors name the
+// field at fault: "value" for a single item, "items[i].value" otherwise.
 func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -287,37 +364,44 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	if ml == nil {
 		return nil, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
+	now := l.now().UTC()
+	ml.purge(now)
+	if len(items) == 0 {
+		return nil, engine.Invalid("items", "required", "at least one item is required")
+	}
 	if len(ml.items)+len(items) > MaxListItems {
 		return nil, engine.Invalid("items", "too_many", fmt.Sprintf("a list holds at most %d items", MaxListItems))
 	}
-	now := l.now().UTC()
+	items = append([]Item(nil), items...)
 	for i := range items {
 		it := &items[i]
-		field := fmt.Sprintf("items[%d].value", i)
-		if len(items) == 1 {
-			field = "value"
+		field := func(f string) string {
+			if len(items) == 1 {
+				return f
+			}
+			return fmt.Sprintf("items[%d].%s", i, f)
 		}
 		switch {
 		case it.Value == "":
-			return nil, engine.Invalid(field, "required", "value is required")
+			return nil, engine.Invalid(field("value"), "required", "value is required")
 		case len(it.Value) > MaxListValueLen:
-			return nil, engine.Invalid(field, "too_long", "value is too long")
+			return nil, engine.Invalid(field("value"), "too_long", fmt.Sprintf("value is longer than %d characters", MaxListValueLen))
 		case len(it.Reason) > MaxListReasonLen:
-			return nil, engine.Invalid("reason", "too_long", "reason is too long")
+			return nil, engine.Invalid(field("reason"), "too_long", fmt.Sprintf("reason is longer than %d characters", MaxListReasonLen))
 		case !it.ExpiresAt.IsZero() && !it.ExpiresAt.After(now):
-			return nil, engine.Invalid("expires_at", "in_past", "expires_at must be in the future")
+			return nil, engine.Invalid(field("expires_at"), "in_past", "expires_at must be in the future")
 		}
 		if ml.byLen != nil {
 			p, err := parseRange(it.Value)
 			if err != nil {
-				return nil, engine.Invalid(field, "invalid_ip", fmt.Sprintf("%q is not an IP address or CIDR range", it.Value))
+				return nil, engine.Invalid(field("value"), "invalid_ip", fmt.Sprintf("%q is not an IP address or CIDR range", it.Value))
 			}
-			it.Value = p.String()
-			if p.Bits() == p.Addr().BitLen() {
-				it.Value = p.Addr().String()
-			}
+			it.Value = canonicalRange(p)
 		}
 		it.CreatedAt = now
+		if !it.ExpiresAt.IsZero() {
+			it.ExpiresAt = it.ExpiresAt.UTC()
+		}
 	}
 	err := l.db.Update(func(txn *badger.Txn) error {
 		for _, it := range items {
@@ -344,48 +428,49 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	return items, nil
 }
 
-// DeleteItem removes one item from a list.
-func (l *Lists) DeleteItem(name, value string) error {
+// DeleteItem removes one item from a list and returns it. In a cidr list
+// value may be written in any form of the range ("10.1.2.3/8").
+func (l *Lists) DeleteItem(name, value string) (Item, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ml := l.lists[name]
 	if ml == nil {
-		return fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
+		return Item{}, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
+	ml.purge(l.now())
 	if ml.byLen != nil {
 		if p, err := parseRange(value); err == nil {
-			value = p.String()
-			if p.Bits() == p.Addr().BitLen() {
-				value = p.Addr().String()
-			}
+			value = canonicalRange(p)
 		}
 	}
-	if _, ok := ml.items[value]; !ok {
-		return fmt.Errorf("item %q in list %q: %w", value, name, engine.ErrNotFound)
+	it, ok := ml.items[value]
+	if !ok {
+		return Item{}, fmt.Errorf("item %q in list %q: %w", value, name, engine.ErrNotFound)
 	}
 	if err := l.db.Update(func(txn *badger.Txn) error {
 		return txn.Delete([]byte(prefixListItem + name + "\x00" + value))
 	}); err != nil {
-		return fmt.Errorf("delete list item: %w", err)
+		return Item{}, fmt.Errorf("delete list item: %w", err)
 	}
 	ml.remove(value)
-	return nil
+	return it, nil
 }
 
 // Items returns up to limit live items of a list in value order, starting
-// after the value `after`, and whether more follow.
+// after the value `after`, and whether more follow. limit is 1 to 1000; any
+// other value means 100.
 func (l *Lists) Items(name, after string, limit int) ([]Item, bool, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
 	now := l.now()
 	l.mu.RLock()
+	defer l.mu.RUnlock()
 	ml := l.lists[name]
 	if ml == nil {
-		l.mu.RUnlock()
 		return nil, false, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
-	values := make([]string, 0, len(ml.items))
+	values := make([]string, 0, min(len(ml.items), 4*limit))
 	for v, it := range ml.items {
 		if v > after && live(it.ExpiresAt, now) {
 			values = append(values, v)
@@ -398,6 +483,5 @@ func (l *Lists) Items(name, after string, limit int) ([]Item, bool, error) {
 	for i, v := range values {
 		out[i] = ml.items[v]
 	}
-	l.mu.RUnlock()
 	return out, more, nil
 }

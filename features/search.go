@@ -129,6 +129,9 @@ func (s *Store) AddLabel(ctx context.Context, decisionID string, l engine.Label)
 	if err != nil {
 		return nil, false, fmt.Errorf("label decision: %w", err)
 	}
+	if added {
+		s.applyLabel(rec) // see labelled.go: label-filtered features
+	}
 	return rec, added, nil
 }
 

@@ -46,6 +46,10 @@ type Options struct {
 	GCInterval time.Duration
 	// CompileFilter compiles feature where expressions.
 	CompileFilter FilterCompiler
+	// LimitsEntity, when set, keeps the rolling 24-hour spend a Limiter
+	// reads, per "account", "card" or "account_merchant" (see
+	// ValidLimitsEntity). Empty keeps none and a Limiter cannot be built.
+	LimitsEntity string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives background errors; nil discards.
@@ -129,6 +133,7 @@ func New(opts Options) *Store {
 	}
 	s := &Store{opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{})}
 	s.defs.Store(&featureSet{})
+	s.registerSpent()
 	return s
 }
 
@@ -161,6 +166,10 @@ func (s *Store) Open(ctx context.Context) error {
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("read pending backfills: %w", err)
+	}
+	if err := s.newHidden(pending); err != nil {
+		db.Close()
+		return err
 	}
 	for name := range pending {
 		s.dropState(name)
@@ -404,26 +413,35 @@ func (s *Store) flushLoop() {
 // sequence number up to which every decision is in the written windows.
 func (s *Store) flush() error {
 	defs := s.defs.Load()
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	var werr error
-	var buf []byte
+	type entry struct {
+		key, value []byte
+		ttl        time.Duration
+	}
+	var entries []entry
+	// Under the lock only encode: the Badger writes happen after it is
+	// released, so a slow write never stalls the committer.
 	s.applyMu.Lock()
 	mark := s.applied.Load()
 	s.ws.takeDirty(func(key string, w *window) {
-		if werr != nil {
-			return
-		}
 		f := defs.byKey(key)
 		if f == nil {
 			return // the feature was deleted; its state expires by TTL
 		}
-		buf = w.encode(buf[:0])
-		e := badger.NewEntry(append([]byte(prefixWindow), key...), append([]byte(nil), buf...)).
-			WithTTL(f.window + 2*f.bucket)
-		werr = wb.SetEntry(e)
+		entries = append(entries, entry{
+			key:   append([]byte(prefixWindow), key...),
+			value: w.encode(nil),
+			ttl:   f.window + 2*f.bucket,
+		})
 	})
 	s.applyMu.Unlock()
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var werr error
+	for _, e := range entries {
+		if werr = wb.SetEntry(badger.NewEntry(e.key, e.value).WithTTL(e.ttl)); werr != nil {
+			break
+		}
+	}
 	if werr == nil {
 		werr = wb.Set([]byte(keyWatermark), binary.BigEndian.AppendUint64(nil, mark))
 	}

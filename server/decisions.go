@@ -142,6 +142,10 @@ type limitsJSON struct {
 	Trust          *float64      `json:"trust,omitempty"`
 	Policy         string        `json:"policy,omitempty"`
 	Segment        string        `json:"segment,omitempty"`
+	BaseSingleMax  *int64        `json:"base_single_max,omitempty"`
+	BaseDailyMax   *int64        `json:"base_daily_max,omitempty"`
+	BaseCurrency   string        `json:"base_currency,omitempty"`
+	Rate           *float64      `json:"rate,omitempty"`
 	Adjustments    []string      `json:"adjustments,omitempty"`
 	Override       *overrideJSON `json:"override,omitempty"`
 }
@@ -175,6 +179,9 @@ func toLimitsJSON(l engine.Limits) limitsJSON {
 		Entity: l.Entity, Currency: l.Currency, SingleMax: &l.SingleMax, DailyMax: &l.DailyMax,
 		DailyRemaining: &l.DailyRemaining, DailySpent: &l.DailySpent, Trust: &l.Trust,
 		Policy: l.Policy, Segment: l.Segment, Adjustments: l.Adjustments,
+	}
+	if l.BaseCurrency != "" {
+		out.BaseSingleMax, out.BaseDailyMax, out.BaseCurrency, out.Rate = &l.BaseSingleMax, &l.BaseDailyMax, l.BaseCurrency, &l.Rate
 	}
 	if o := l.Override; o != nil {
 		out.Override = &overrideJSON{SingleMax: o.SingleMax, DailyMax: o.DailyMax, Reason: o.Reason, Author: o.Author, ExpiresAt: o.ExpiresAt}

@@ -42,6 +42,8 @@ type DecisionReader interface {
 type Config struct {
 	Engine    Decider
 	Decisions DecisionReader
+	// Feedback takes feedback labels; nil leaves the feedback routes out.
+	Feedback Feedbacker
 	// Auth resolves API keys; nil is dev mode, where every request acts as
 	// an admin named "dev".
 	Auth Authenticator
@@ -52,15 +54,21 @@ type Config struct {
 	MaxBodyBytes int64
 	// RequestTimeout bounds every request.
 	RequestTimeout time.Duration
+	// Metrics records HTTP and decision metrics and serves GET /metrics to
+	// keys with the metrics (or admin) role; nil means no metrics.
+	Metrics *Metrics
+	// RateLimit bounds the requests of each API key; zero is unlimited.
+	RateLimit RateLimit
 }
 
 // Server is the HTTP service. Create it with New, add admin routes with
 // Group, then Serve.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
-	http *http.Server
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	http    *http.Server
+	limiter *limiter // nil: unlimited
 }
 
 // New builds the Echo instance and registers the public routes.
@@ -79,9 +87,14 @@ func New(cfg Config) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, log: cfg.Log, echo: e}
+	s := &Server{cfg: cfg, log: cfg.Log, echo: e, limiter: newLimiter(cfg.RateLimit, nil)}
 	e.HTTPErrorHandler = s.errorHandler
+	if cfg.Metrics != nil {
+		e.Use(cfg.Metrics.middleware) // outermost: it sees the final status
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()), s.Require(engine.RoleMetrics))
+	}
 	e.Use(s.middleware)
+	s.registerPprof()
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
@@ -90,6 +103,7 @@ func New(cfg Config) *Server {
 	readers := s.Require(engine.RoleAnalyst, engine.RoleAuditor)
 	v1.GET("/decisions", s.searchDecisions, readers)
 	v1.GET("/decisions/:id", s.getDecision, readers)
+	s.registerFeedback(v1)
 	return s
 }
 
@@ -176,6 +190,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			if code, ok := c.Get(ctxErrorCode).(string); ok {
 				attrs = append(attrs, "error_code", code)
+			}
+			if p, ok := c.Get(ctxPrincipal).(engine.Principal); ok {
+				attrs = append(attrs, "key", p.Name)
 			}
 			s.log.Info("access", attrs...)
 		}()

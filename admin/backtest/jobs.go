@@ -1,0 +1,347 @@
+package backtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/rules"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxRunning = 1
+	DefaultMaxActive  = 16
+	DefaultMaxJobs    = 100
+	DefaultSampleSize = 100
+	DefaultYieldEvery = 256
+)
+
+// ErrBusy is returned by Start when MaxActive backtests are already queued
+// or running.
+var ErrBusy = errors.New("too many backtests queued or running")
+
+// VersionReader reads published rule set versions (admin.Versions).
+type VersionReader interface {
+	Get(n int64) (admin.Version, error)
+}
+
+// Config configures Backtests. Zero fields take the defaults above.
+type Config struct {
+	// History is the decision log; required.
+	History History
+	// Versions reads published versions; nil makes every version
+	// candidate not found.
+	Versions VersionReader
+	// Draft returns the current draft rule set, or an error wrapping
+	// engine.ErrNotFound when there is none; nil means drafts are not
+	// available and a draft candidate is not found.
+	Draft func(ctx context.Context) (rules.Spec, error)
+	// Env returns what candidates compile against: the feature names
+	// defined now and the live lists (in_list answers from the lists as
+	// they are now, not as they were). Feature names the replayed history
+	// recorded are added. nil means no features and no lists.
+	Env func() rules.Env
+	// MaxRunning bounds the backtests replaying at once; each runs on one
+	// goroutine, so this bounds the processors backtests take from live
+	// decisions. Further backtests wait, queued.
+	MaxRunning int
+	// MaxActive bounds queued plus running backtests; Start refuses more
+	// with ErrBusy.
+	MaxActive int
+	// MaxJobs bounds the backtests kept in memory; the oldest finished
+	// ones are forgotten first.
+	MaxJobs int
+	// SampleSize bounds the flipped decisions a result lists.
+	SampleSize int
+	// YieldEvery is how many decisions a backtest reads between yields of
+	// its processor.
+	YieldEvery int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives failed backtests; nil discards.
+	Log *slog.Logger
+}
+
+// State is where a backtest is in its life.
+type State string
+
+// Backtest states. Done, cancelled and failed are final.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateDone      State = "done"
+	StateCancelled State = "cancelled"
+	StateFailed    State = "failed"
+)
+
+// Status is a snapshot of one backtest.
+type Status struct {
+	ID         string         `json:"id"`
+	State      State          `json:"state"`
+	Candidate  CandidateInfo  `json:"candidate"`
+	From       time.Time      `json:"from"`
+	To         time.Time      `json:"to"`
+	MerchantID string         `json:"merchant_id,omitempty"`
+	Decision   engine.Outcome `json:"decision,omitempty"`
+	CreatedBy  string         `json:"created_by"`
+	CreatedAt  time.Time      `json:"created_at"`
+	StartedAt  time.Time      `json:"started_at,omitzero"`
+	FinishedAt time.Time      `json:"finished_at,omitzero"`
+	Progress   Progress       `json:"progress"`
+	// Error is set when the backtest failed; the cause is logged with the
+	// backtest id.
+	Error string `json:"error,omitempty"`
+	// Result is set once the backtest is done.
+	Result *Result `json:"result,omitempty"`
+}
+
+// Progress counts the decision log entries read. Total is fixed when the
+// backtest starts: decisions made after that are not replayed. Entries in
+// the read part of the log that fall outside the time range or filters
+// count as processed.
+type Progress struct {
+	Processed int64 `json:"processed"`
+	Total     int64 `json:"total"`
+}
+
+// Backtests runs backtests in the background and keeps their status and
+// results in memory: they are lost when the process restarts. It is safe
+// for concurrent use. Close it before closing the History's store.
+type Backtests struct {
+	cfg     Config
+	running chan struct{} // a slot per running backtest
+
+	mu     sync.Mutex
+	jobs   map[string]*job
+	order  []*job // creation order
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type job struct {
+	id        string
+	plan      *plan
+	createdBy string
+	createdAt time.Time
+	cancel    context.CancelFunc
+	processed atomic.Int64
+
+	// Guarded by Backtests.mu.
+	state      State
+	startedAt  time.Time
+	finishedAt time.Time
+	err        error
+	result     *Result
+}
+
+// New returns Backtests for cfg. It starts nothing.
+func New(cfg Config) *Backtests {
+	if cfg.MaxRunning <= 0 {
+		cfg.MaxRunning = DefaultMaxRunning
+	}
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = DefaultMaxJobs
+	}
+	if cfg.SampleSize <= 0 {
+		cfg.SampleSize = DefaultSampleSize
+	}
+	if cfg.YieldEvery <= 0 {
+		cfg.YieldEvery = DefaultYieldEvery
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Backtests{cfg: cfg, running: make(chan struct{}, cfg.MaxRunning), jobs: map[string]*job{}}
+}
+
+// Run replays req synchronously on the calling goroutine and returns the
+// result. Start is the background form the API uses.
+func (b *Backtests) Run(ctx context.Context, req Request) (*Result, error) {
+	p, err := b.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return b.replay(ctx, p, nil)
+}
+
+// Start validates req, compiles its candidate and queues the backtest. It
+// returns the new backtest's status at once. Bad requests return a
+// *engine.FieldError, an unknown version or missing draft an error
+// wrapping engine.ErrNotFound, a candidate that does not compile a
+// *rules.CompileError; too many active backtests ErrBusy.
+func (b *Backtests) Start(ctx context.Context, req Request) (Status, error) {
+	p, err := b.prepare(ctx, req)
+	if err != nil {
+		return Status{}, err
+	}
+	now := b.cfg.Now()
+	j := &job{
+		id: engine.NewID("bt_", now), plan: p, createdBy: engine.Actor(ctx), createdAt: now.UTC(),
+		state: StateQueued,
+	}
+	jctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		cancel()
+		return Status{}, fmt.Errorf("backtests are shutting down: %w", engine.ErrUnavailable)
+	}
+	active := 0
+	for _, o := range b.order {
+		if o.state == StateQueued || o.state == StateRunning {
+			active++
+		}
+	}
+	if active >= b.cfg.MaxActive {
+		cancel()
+		return Status{}, ErrBusy
+	}
+	b.jobs[j.id] = j
+	b.order = append(b.order, j)
+	b.forget()
+	b.wg.Add(1)
+	go b.run(jctx, j)
+	return j.status(), nil
+}
+
+// run waits for a running slot, replays, and records the outcome.
+func (b *Backtests) run(ctx context.Context, j *job) {
+	defer b.wg.Done()
+	defer j.cancel()
+	select {
+	case b.running <- struct{}{}:
+		defer func() { <-b.running }()
+	case <-ctx.Done():
+		b.finish(j, nil, ctx.Err())
+		return
+	}
+	b.mu.Lock()
+	if j.state == StateQueued {
+		j.state, j.startedAt = StateRunning, b.cfg.Now().UTC()
+	}
+	b.mu.Unlock()
+	res, err := b.replay(ctx, j.plan, &j.processed)
+	b.finish(j, res, err)
+}
+
+func (b *Backtests) finish(j *job, res *Result, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j.finishedAt = b.cfg.Now().UTC()
+	switch {
+	case j.state == StateCancelled || errors.Is(err, context.Canceled):
+		j.state = StateCancelled
+	case err != nil:
+		j.state, j.err = StateFailed, err
+		b.cfg.Log.Error("backtest failed", "backtest", j.id, "err", err)
+	default:
+		j.state, j.result = StateDone, res
+	}
+}
+
+// Get returns the status of a backtest, or an error wrapping
+// engine.ErrNotFound.
+func (b *Backtests) Get(id string) (Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j := b.jobs[id]
+	if j == nil {
+		return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
+	}
+	return j.status(), nil
+}
+
+// List returns the status of every backtest kept, newest first, without
+// results.
+func (b *Backtests) List() []Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Status, 0, len(b.order))
+	for i := len(b.order) - 1; i >= 0; i-- {
+		s := b.order[i].status()
+		s.Result = nil
+		out = append(out, s)
+	}
+	return out
+}
+
+// Cancel stops a queued or running backtest and returns its status, now
+// cancelled; a finished backtest is left as it is. An unknown id returns
+// an error wrapping engine.ErrNotFound.
+func (b *Backtests) Cancel(id string) (Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j := b.jobs[id]
+	if j == nil {
+		return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
+	}
+	if j.state == StateQueued || j.state == StateRunning {
+		j.state = StateCancelled
+		j.cancel()
+	}
+	return j.status(), nil
+}
+
+// Close cancels every backtest and waits until they have stopped, or ctx
+// ends. Start fails after Close.
+func (b *Backtests) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	for _, j := range b.order {
+		j.cancel()
+	}
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close backtests: %w", ctx.Err())
+	}
+}
+
+// forget drops the oldest finished backtests beyond MaxJobs. Called with
+// b.mu held.
+func (b *Backtests) forget() {
+	for i := 0; len(b.order) > b.cfg.MaxJobs && i < len(b.order); {
+		j := b.order[i]
+		if j.state == StateQueued || j.state == StateRunning {
+			i++
+			continue
+		}
+		delete(b.jobs, j.id)
+		b.order = append(b.order[:i], b.order[i+1:]...)
+	}
+}
+
+// status snapshots j. Called with Backtests.mu held.
+func (j *job) status() Status {
+	p := j.plan
+	s := Status{
+		ID: j.id, State: j.state, Candidate: p.candidate, From: p.req.From.UTC(), To: p.req.To.UTC(),
+		MerchantID: p.req.MerchantID, Decision: p.req.Decision, CreatedBy: j.createdBy, CreatedAt: j.createdAt,
+		StartedAt: j.startedAt, FinishedAt: j.finishedAt,
+		Progress: Progress{Processed: j.processed.Load(), Total: int64(p.end - p.first)},
+		Result:   j.result,
+	}
+	if j.err != nil {
+		s.Error = "the backtest failed; the server log has the cause" // the cause is log text, not client text
+	}
+	return s
+}

@@ -1,0 +1,144 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/riskengine/risk/engine"
+)
+
+// readBody reads the whole request body, refusing more than MaxBodyBytes.
+func (a *API) readBody(c echo.Context) ([]byte, error) {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, a.cfg.MaxBodyBytes)
+	body, err := io.ReadAll(r)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", a.cfg.MaxBodyBytes))
+	}
+	if err != nil {
+		return nil, engine.Invalid("", "unreadable_body", "the body could not be read")
+	}
+	return body, nil
+}
+
+// bind decodes the JSON body into v, refusing unknown fields. An empty body
+// is an error unless optional.
+func (a *API) bind(c echo.Context, v any, optional bool) error {
+	body, err := a.readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return engine.Invalid("", "invalid_json", "the body must be a JSON object")
+	}
+	return decodeJSON(body, v)
+}
+
+// decodeJSON decodes exactly one JSON value into v, refusing unknown fields.
+// Every error is a *engine.FieldError.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		tim *time.ParseError
+	)
+	switch {
+	case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return engine.Invalid("", "invalid_json", "the body is not valid JSON")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return engine.Invalid("", "invalid_json", "the body must be a JSON object")
+		}
+		return engine.Invalid(typ.Field, "invalid_type", fmt.Sprintf("%s must be %s, not a JSON %s", typ.Field, typeName(typ.Type.String()), typ.Value))
+	case errors.As(err, &tim):
+		return engine.Invalid("", "invalid_time", "times must be RFC 3339, such as 2026-01-02T15:04:05Z")
+	}
+	// encoding/json reports unknown fields only as text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
+	}
+	return engine.Invalid("", "invalid_json", err.Error())
+}
+
+func typeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string" || strings.HasSuffix(t, ".Action") || strings.HasSuffix(t, ".Mode") || strings.HasSuffix(t, ".Aggregate"):
+		return "a string"
+	case t == "bool":
+		return "a boolean"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	}
+	return "an object"
+}
+
+// queryInt parses an optional integer query parameter within [lo, hi]; def
+// when absent.
+func queryInt(c echo.Context, name string, def, lo, hi int64) (int64, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, engine.Invalid(name, "invalid_"+name, fmt.Sprintf("%s must be an integer between %d and %d", name, lo, hi))
+	}
+	return n, nil
+}
+
+// queryTime parses an optional RFC 3339 query parameter.
+func queryTime(c echo.Context, name string) (time.Time, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, engine.Invalid(name, "invalid_time", name+" must be an RFC 3339 time")
+	}
+	return t, nil
+}
+
+// pathParam returns a path parameter, unescaped: Echo routes on the raw
+// path when it holds escapes such as %2F, and then hands them over as is.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return "", engine.Invalid(name, "invalid_path", "the path is not validly escaped")
+	}
+	return u, nil
+}

@@ -1,0 +1,281 @@
+package features
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/riskengine/risk/engine"
+)
+
+// DefaultTrustCacheEntries bounds the trust states a Limiter keeps in
+// memory by default.
+const DefaultTrustCacheEntries = 100_000
+
+// Badger prefixes of the limiter.
+const (
+	keyPolicy      = "lp/policy" // the live policy (JSON)
+	prefixOverride = "lo/"       // entity -> override (JSON), TTL to expiry
+	prefixTrust    = "lt/"       // entity -> trust state (JSON)
+	prefixApplied  = "lf/"       // decision id \0 label -> applied marker
+)
+
+// AuditFunc records a change the limiter made in the audit trail: action
+// ("limits.policy.update", "limits.override.set", "limits.trust.label"...),
+// target ("limits:policy", "account:acc_42"), and the state before and
+// after. A non-nil error is returned to the caller of the change, which is
+// already made.
+type AuditFunc func(ctx context.Context, action, target string, before, after any) error
+
+// LimiterOptions configure a Limiter. Zero fields take defaults.
+type LimiterOptions struct {
+	// Compile compiles segment expressions; nil refuses policies with when.
+	Compile PredicateCompiler
+	// Lists receives the block-list entries of fraud labels; nil disables
+	// blocking.
+	Lists *Lists
+	// Audit records every change; nil records nothing.
+	Audit AuditFunc
+	// TrustCacheEntries bounds the trust states kept in memory
+	// (DefaultTrustCacheEntries).
+	TrustCacheEntries int
+	// Now is the clock of overrides and trust history; nil means time.Now.
+	Now func() time.Time
+}
+
+// Limiter computes the dynamic limits of the paying entity and learns its
+// trust from feedback. It implements engine.Limiter and
+// engine.TrustUpdater and is safe for concurrent use. Build it on an open
+// Store created with Options.LimitsEntity, then call Load.
+type Limiter struct {
+	s     *Store
+	opts  LimiterOptions
+	kind  string
+	spent *feature
+
+	policy   atomic.Pointer[compiledPolicy]
+	policyMu sync.Mutex // serialises SetPolicy
+
+	trust trustCache
+
+	ovMu      sync.RWMutex
+	overrides map[string]Override // entity -> override, expired ones included until reload
+
+	// locks serialise changes to one entity's trust and override, so
+	// concurrent feedback loses no update.
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+}
+
+var (
+	_ engine.Limiter      = (*Limiter)(nil)
+	_ engine.TrustUpdater = (*Limiter)(nil)
+)
+
+// NewLimiter returns a Limiter over s, which must keep the daily spend
+// (Options.LimitsEntity). It does no I/O.
+func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
+	f := s.spent()
+	if f == nil {
+		return nil, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
+	}
+	if opts.TrustCacheEntries <= 0 {
+		opts.TrustCacheEntries = DefaultTrustCacheEntries
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	l := &Limiter{s: s, opts: opts, kind: s.opts.LimitsEntity, spent: f, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
+	l.trust.init(opts.TrustCacheEntries, l.loadTrust)
+	return l, nil
+}
+
+// Entity returns the kind of entity limits are kept per: "account", "card"
+// or "account_merchant".
+func (l *Limiter) Entity() string { return l.kind }
+
+// Load reads the stored policy (or takes DefaultPolicy when none was
+// stored) and the overrides. Call it once, after the store is open.
+func (l *Limiter) Load(ctx context.Context) error {
+	var stored *Policy
+	err := l.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyPolicy))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		stored = new(Policy)
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, stored) })
+	})
+	if err != nil {
+		return fmt.Errorf("load limits policy: %w", err)
+	}
+	p := DefaultPolicy()
+	if stored != nil {
+		p = *stored
+	}
+	cp, err := compilePolicy(p, l.opts.Compile)
+	if err != nil {
+		return fmt.Errorf("compile limits policy v%d: %w", p.Version, err)
+	}
+	l.policy.Store(cp)
+	return l.loadOverrides()
+}
+
+// Policy returns the live policy.
+func (l *Limiter) Policy() Policy { return l.policy.Load().Policy }
+
+// CheckPolicy validates p without storing it.
+func (l *Limiter) CheckPolicy(p Policy) error {
+	_, err := compilePolicy(p, l.opts.Compile)
+	return err
+}
+
+// SetPolicy validates p, stores it as the next version and makes it live
+// for every decision that starts afterwards. It returns the stored policy,
+// with its version, author and time. Invalid input is a field error or a
+// compile error of a segment's when.
+func (l *Limiter) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
+	l.policyMu.Lock()
+	defer l.policyMu.Unlock()
+	prev := l.policy.Load()
+	p.Version = prev.Version + 1
+	p.Author = engine.Actor(ctx)
+	p.UpdatedAt = l.opts.Now().UTC()
+	cp, err := compilePolicy(p, l.opts.Compile)
+	if err != nil {
+		return Policy{}, err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return Policy{}, fmt.Errorf("encode limits policy: %w", err)
+	}
+	if err := l.s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyPolicy), data) }); err != nil {
+		return Policy{}, fmt.Errorf("store limits policy: %w", err)
+	}
+	l.policy.Store(cp)
+	if err := l.audit(ctx, "limits.policy.update", "limits:policy", prev.Policy, p); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func (l *Limiter) audit(ctx context.Context, action, target string, before, after any) error {
+	if l.opts.Audit == nil {
+		return nil
+	}
+	if err := l.opts.Audit(ctx, action, target, before, after); err != nil {
+		return fmt.Errorf("%s %s done, but not recorded in the audit trail: %w", action, target, err)
+	}
+	return nil
+}
+
+// Limits implements engine.Limiter. A currency the policy has no rate for
+// is a *engine.FieldError on "currency" (the request is refused); a
+// payment without the limit entity (no account id, say) has no limits.
+func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits, error) {
+	pol := l.policy.Load()
+	rate, ok := pol.rate(p.Currency)
+	if !ok {
+		return engine.Limits{}, engine.Invalid("currency", "unknown_currency",
+			fmt.Sprintf("currency %q has no exchange rate in the limits policy", p.Currency))
+	}
+	var buf [128]byte
+	key, ok := l.spent.entityKey(p, buf[:0])
+	if !ok {
+		return engine.Limits{}, nil
+	}
+	entity := l.entityOf(key)
+	te, err := l.trust.get(entity)
+	if err != nil {
+		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", entity, err)
+	}
+	var spentBase float64
+	if err := l.s.ws.with(key, func(w *window) bool {
+		spentBase = w.value(l.spent, p.OccurredAt)
+		return false
+	}); err != nil {
+		return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", entity, err)
+	}
+	seg, note := pol.segment(p)
+
+	base, cur := pol.BaseCurrency, p.Currency
+	toCur := func(x float64) int64 { return floorMinor(convertMinor(x, base, cur, rate)) }
+	out := engine.Limits{
+		Entity: entity, Currency: cur, Policy: pol.label, Segment: seg.Name,
+		BaseCurrency: base, Rate: rate,
+		BaseSingleMax: toCur(float64(seg.SingleMax)), BaseDailyMax: toCur(float64(seg.DailyMax)),
+	}
+	if note != "" {
+		out.Adjustments = append(out.Adjustments, note)
+	}
+	raw := pol.Trust.Initial
+	if te.known {
+		raw = te.trust
+	}
+	out.Trust = pol.clampTrust(raw)
+	if te.cause != "" {
+		out.Adjustments = append(out.Adjustments, te.cause)
+	}
+	if out.Trust != raw {
+		out.Adjustments = append(out.Adjustments, fmt.Sprintf("trust %g held at %g by the policy's trust bounds", raw, out.Trust))
+	}
+	single, sc := clampAmount(float64(seg.SingleMax)*out.Trust, pol.LimitsFloor.SingleMax, pol.LimitsCeiling.SingleMax)
+	daily, dc := clampAmount(float64(seg.DailyMax)*out.Trust, pol.LimitsFloor.DailyMax, pol.LimitsCeiling.DailyMax)
+	out.SingleMax, out.DailyMax = toCur(single), toCur(daily)
+	if sc != 0 {
+		out.Adjustments = append(out.Adjustments, clampNote("single_max", sc, out.SingleMax, cur))
+	}
+	if dc != 0 {
+		out.Adjustments = append(out.Adjustments, clampNote("daily_max", dc, out.DailyMax, cur))
+	}
+	if ov, ok := l.override(entity); ok {
+		l.applyOverride(&out, ov, pol)
+	}
+	if !l.s.ready(l.spent) {
+		out.Adjustments = append(out.Adjustments, "daily spend still being rebuilt from history: it may be low")
+	}
+	out.DailySpent = int64(math.Round(convertMinor(spentBase, base, cur, rate)))
+	out.DailyRemaining = max(0, out.DailyMax-out.DailySpent)
+	return out, nil
+}
+
+func clampNote(name string, side int, v int64, cur string) string {
+	if side > 0 {
+		return fmt.Sprintf("%s capped at the policy ceiling of %s", name, formatMinor(v, cur))
+	}
+	return fmt.Sprintf("%s raised to the policy floor of %s", name, formatMinor(v, cur))
+}
+
+// entityOf turns a spend window key (name \0 v1 [\0 v2]) into the entity
+// as decisions show it: "account:acc_42", "account_merchant:acc_42:m_1".
+func (l *Limiter) entityOf(key []byte) string {
+	rest := key[len(l.spent.def.Name)+1:]
+	var b strings.Builder
+	b.Grow(len(l.kind) + 1 + len(rest))
+	b.WriteString(l.kind)
+	b.WriteByte(':')
+	for _, c := range rest {
+		if c == 0 {
+			c = ':'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// lock returns the mutex serialising changes to one entity.
+func (l *Limiter) lock(entity string) *sync.Mutex {
+	return &l.locks[maphash.String(l.seed, entity)%uint64(len(l.locks))]
+}

@@ -1,0 +1,137 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/riskengine/risk/engine"
+)
+
+// Entity kinds limits may be kept per.
+const (
+	EntityAccount         = "account"
+	EntityCard            = "card"
+	EntityAccountMerchant = "account_merchant"
+)
+
+// ValidLimitsEntity reports whether kind is an entity kind limits may be
+// kept per.
+func ValidLimitsEntity(kind string) bool {
+	_, ok := entityPaths(kind)
+	return ok
+}
+
+func entityPaths(kind string) (Paths, bool) {
+	switch kind {
+	case EntityAccount:
+		return Paths{"account.id"}, true
+	case EntityCard:
+		return Paths{"card.fingerprint"}, true
+	case EntityAccountMerchant:
+		return Paths{"account.id", "merchant.id"}, true
+	}
+	return nil, false
+}
+
+// spentWindow is the rolling window of daily limits.
+const spentWindow = 24 * time.Hour
+
+const prefixHidden = "m/hidden/"
+
+// spentFeature is the hidden feature behind daily limits: per limit entity,
+// the sum over 24 hours of the payments not denied, in the base currency
+// each was decided in (from the decision's own limits, so replaying the log
+// needs no policy). It lives in the feature set like any feature, so it is
+// flushed, replayed and backfilled with them, but rules cannot name it and
+// Definitions does not list it. Its name starts with '_' so no analyst
+// feature can take it.
+func spentFeature(kind string) *feature {
+	paths, _ := entityPaths(kind)
+	return &feature{
+		def: Definition{
+			Name: "_limits_spent_" + kind, Entity: paths, Aggregate: Sum, Window: "24h",
+			Where: `decision != "deny"`,
+		},
+		window: spentWindow,
+		bucket: BucketSize(spentWindow),
+		where:  notDenied{},
+		hidden: true,
+		amount: spentAmount,
+	}
+}
+
+// notDenied admits every decided payment but denied ones: a denied payment
+// spends nothing, a challenged one may.
+type notDenied struct{}
+
+func (notDenied) Match(rec *engine.Record) (bool, error) { return rec.Outcome != engine.Deny, nil }
+
+// spentAmount is the payment amount in the base currency of the limits it
+// was decided with; false when it was decided without limits.
+func spentAmount(rec *engine.Record) (float64, bool) {
+	l := &rec.Limits
+	if l.Entity == "" || !(l.Rate > 0) || l.BaseCurrency == "" {
+		return 0, false
+	}
+	return convertMinor(float64(rec.Payment.Amount), rec.Payment.Currency, l.BaseCurrency, 1/l.Rate), true
+}
+
+// registerSpent adds the hidden spend feature for opts.LimitsEntity to the
+// initial feature set. It runs in New, before Open replays the log.
+func (s *Store) registerSpent() {
+	if !ValidLimitsEntity(s.opts.LimitsEntity) {
+		return
+	}
+	cur := s.defs.Load()
+	s.defs.Store(newFeatureSet(slices.Concat(cur.list, []*feature{spentFeature(s.opts.LimitsEntity)})))
+}
+
+// spent returns the hidden spend feature, or nil when the store keeps none.
+func (s *Store) spent() *feature {
+	for _, f := range s.defs.Load().list {
+		if f.hidden && strings.HasPrefix(f.def.Name, "_limits_spent_") {
+			return f
+		}
+	}
+	return nil
+}
+
+// withHidden returns list plus the hidden features of the live set, so
+// replacing the analysts' definitions keeps them.
+func (s *Store) withHidden(list []*feature) []*feature {
+	for _, f := range s.defs.Load().list {
+		if f.hidden {
+			list = append(slices.Clip(list), f)
+		}
+	}
+	return list
+}
+
+// newHidden marks, at Open, every hidden feature never seen in this data
+// directory as pending, so it is built from the stored history (a
+// backfill) rather than from the replayed tail only.
+func (s *Store) newHidden(pending map[string]bool) error {
+	for _, f := range s.defs.Load().list {
+		if !f.hidden {
+			continue
+		}
+		key := []byte(prefixHidden + f.def.Name)
+		err := s.db.Update(func(txn *badger.Txn) error {
+			_, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				pending[f.def.Name] = true
+				return txn.Set(key, nil)
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("mark hidden feature %s: %w", f.def.Name, err)
+		}
+	}
+	return nil
+}
