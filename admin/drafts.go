@@ -36,8 +36,8 @@ type draftMeta struct {
 	// draft, so a rule edited after a rollback gets a version number it
 	// never had before.
 	MaxVersions map[string]int `json:"max_versions,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
-	UpdatedBy string    `json:"updated_by,omitempty"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	UpdatedBy   string         `json:"updated_by,omitempty"`
 }
 
 // nextVersion returns the version a new edit of rule id gets: one past

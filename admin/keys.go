@@ -33,7 +33,7 @@ const (
 	// MaxKeyLen bounds a bearer token; longer ones are refused unhashed.
 	MaxKeyLen = 256
 	// MaxKeyNameLen bounds a key's name.
-	MaxKeyNameLen = 64
+	MaxKeyNameLen  = 64
 	keyRandomBytes = 32 // 256 bits
 )
 
