@@ -6,6 +6,9 @@
 //
 //	risk rules validate FILE   check a rule set file offline
 //	risk loadgen ...           drive a running engine with synthetic traffic
+//	risk backup ...            back up a running server (--target) or a data dir (--data)
+//	risk restore --data DIR F  restore a backup into a new data directory
+//	risk keys generate         print a new random API key (for RISK_ADMIN_KEY)
 //	risk replay ... EVENTS     decide a file of payments offline (docs/backtest.md)
 package main
 
@@ -58,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err = backtest.ReplayCommand(ctx, args[1:], os.Stdin, stdout, stderr)
+	case len(args) >= 1 && isOpsCommand(args[0]):
+		err = opsCommand(args, stdout, stderr)
 	default:
 		err = serve(args, stderr)
 	}
@@ -85,6 +90,16 @@ type config struct {
 	Fallback      string
 	LogLevel      string
 	LimitsEntity  string
+	// AdminKey is ensured as an admin key at start (docs/security.md).
+	AdminKey string
+	// Dev turns authentication off; only on a loopback --addr.
+	Dev bool
+	// FallbackMerchants is --fallback-merchant as given; FallbackByMerchant
+	// is it parsed by validate.
+	FallbackMerchants  string
+	FallbackByMerchant map[string]engine.Outcome
+	RateLimit          float64
+	RateBurst          int
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -110,17 +125,31 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
 	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
 	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
+	fs.StringVar(&c.AdminKey, "admin-key", env("RISK_ADMIN_KEY", ""), "admin API key ensured at start (at least 32 characters, see `risk keys generate`); prefer the environment variable [RISK_ADMIN_KEY]")
+	fs.BoolVar(&c.Dev, "dev", envBool("RISK_DEV", false), "DEVELOPMENT ONLY: no authentication, every request is an admin; refused unless --addr is a loopback address [RISK_DEV]")
+	fs.StringVar(&c.FallbackMerchants, "fallback-merchant", env("RISK_FALLBACK_MERCHANT", ""), "per-merchant fallback overriding --fallback, e.g. m_1=deny,m_2=allow [RISK_FALLBACK_MERCHANT]")
+	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
+	fs.IntVar(&c.RateBurst, "rate-burst", envInt("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unknown subcommand %q (see --help)", fs.Arg(0))
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	var err error
+	c.FallbackByMerchant, err = parseFallbackMerchants(c.FallbackMerchants)
+	return c, err
 }
 
 func (c config) validate() error {
 	switch {
+	case c.Dev && checkDevAddr(c.Addr) != nil:
+		return checkDevAddr(c.Addr)
+	case c.RateLimit < 0 || c.RateBurst < 0:
+		return fmt.Errorf("--rate-limit and --rate-burst must not be negative")
 	case !engine.Outcome(c.Fallback).Valid():
 		return fmt.Errorf("--fallback %q: want allow, challenge or deny", c.Fallback)
 	case c.Budget <= 0:
@@ -168,6 +197,12 @@ func serve(args []string, stderr io.Writer) error {
 		closeStore()
 		return err
 	}
+	if c.Dev {
+		log.Warn("DEV MODE: authentication is OFF, every request acts as an admin; never use --dev beyond this machine", "addr", c.Addr)
+	} else if err := bootstrapKeys(ctx, app.keys, c.AdminKey, stderr, log); err != nil {
+		closeStore()
+		return err
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		closeStore()
@@ -199,6 +234,7 @@ type app struct {
 	engine    *engine.Engine
 	server    *server.Server
 	backtests *backtest.Backtests
+	keys      *admin.Keys
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -223,17 +259,28 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err := limiter.Load(ctx); err != nil {
 		return nil, err
 	}
+	metrics := server.NewMetrics(server.MetricsConfig{StoreStats: storeStats(store)})
 	eng := engine.New(engine.Config{
-		Store: store, Features: store, Limiter: limiter, Labels: store, Trust: limiter,
-		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), Log: log,
+		Store: metrics.TimeStore(store), Features: metrics.TimeFeatures(store), Limiter: limiter, Labels: store, Trust: limiter,
+		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), FallbackByMerchant: c.FallbackByMerchant,
+		Observer: metrics, Log: log,
 	})
 	versions := admin.NewVersions(store.DB(), nil)
 	env := rules.Env{Features: featureNames(store), Lists: lists}
 	if err := loadRules(c.RulesFile, versions, lists, env, eng); err != nil {
 		return nil, err
 	}
+	keys := admin.NewKeys(store.DB(), audit, nil)
+	if err := keys.Load(); err != nil {
+		return nil, err
+	}
+	var auth server.Authenticator = keys
+	if c.Dev {
+		auth = nil // dev mode: every request is the admin "dev"
+	}
 	srv := server.New(server.Config{
-		Engine: eng, Decisions: store, Feedback: eng, Log: log,
+		Engine: eng, Decisions: store, Feedback: eng, Log: log, Auth: auth, Metrics: metrics,
+		RateLimit: server.RateLimit{PerSecond: c.RateLimit, Burst: c.RateBurst},
 		Ready: func() error {
 			if eng.Rules() == nil {
 				return errors.New("no rule set loaded")
@@ -241,18 +288,28 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 			return nil
 		},
 	})
+	// The analysts' API: draft rules, publish and versions, lists,
+	// features and the audit trail (docs/admin-api.md).
+	api := admin.New(admin.Config{
+		DB: store.DB(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit, Log: log,
+	})
+	if err := api.Load(); err != nil {
+		return nil, err
+	}
+	api.Register(srv.Group("/admin"), srv.Require)
 	// Backtests replay the decision log through a candidate rule set; they
 	// run in the background, one at a time, and are stopped before the
-	// store closes. Draft candidates need the admin draft store (not wired
-	// yet: a draft candidate answers 404).
+	// store closes.
 	backtests := backtest.New(backtest.Config{
-		History: store, Versions: versions, Log: log,
+		History: store, Versions: versions, Draft: api.Draft, Log: log,
 		Env: func() rules.Env { return rules.Env{Features: featureNames(store), Lists: lists} },
 	})
 	backtest.Register(srv.Group("/admin"), srv.Require, backtests)
 	admin.RegisterLimits(srv.Group("/admin"), srv.Require, limiter)
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
-	return &app{engine: eng, server: srv, backtests: backtests}, nil
+	keys.Register(srv.Group("/admin"), srv.Require)
+	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
+	return &app{engine: eng, server: srv, backtests: backtests, keys: keys}, nil
 }
 
 func compileFilter(src string) (features.Filter, error) {
@@ -370,14 +427,40 @@ func specHash(spec rules.Spec, env rules.Env) string {
 
 // rulesCommand is `risk rules validate FILE`.
 func rulesCommand(args []string, stdout io.Writer) error {
-	if len(args) != 2 || args[0] != "validate" {
-		return fmt.Errorf("usage: risk rules validate FILE [--features FILE]")
+	usage := fmt.Errorf("usage: risk rules validate FILE [--features FILE]")
+	if len(args) == 0 || args[0] != "validate" {
+		return usage
 	}
-	data, err := os.ReadFile(args[1])
+	var file, featuresFile string
+	for rest := args[1:]; len(rest) > 0; rest = rest[1:] {
+		switch a := rest[0]; {
+		case a == "--features" || a == "-features":
+			if len(rest) < 2 {
+				return usage
+			}
+			featuresFile, rest = rest[1], rest[1:]
+		case strings.HasPrefix(a, "--features="):
+			featuresFile = strings.TrimPrefix(a, "--features=")
+		case file == "" && !strings.HasPrefix(a, "-"):
+			file = a
+		default:
+			return usage
+		}
+	}
+	if file == "" {
+		return usage
+	}
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	defs, err := features.ParseDefinitions(features.Sample())
+	defsData := features.Sample()
+	if featuresFile != "" {
+		if defsData, err = os.ReadFile(featuresFile); err != nil {
+			return err
+		}
+	}
+	defs, err := features.ParseDefinitions(defsData)
 	if err != nil {
 		return err
 	}
@@ -385,21 +468,19 @@ func rulesCommand(args []string, stdout io.Writer) error {
 	for i, d := range defs {
 		names[i] = d.Name
 	}
-	f, err := rules.ParseFile(data)
-	if err == nil {
-		_, err = rules.Compile(f.Spec, rules.Env{Features: names}, 0)
-	}
+	// The same check, and so the same errors, as POST /admin/ruleset/import.
+	f, err := admin.CheckFile(data, rules.Env{Features: names})
 	var ce *rules.CompileError
 	if errors.As(err, &ce) {
 		for _, e := range ce.Errors {
-			fmt.Fprintf(stdout, "%s: %s\n", args[1], e.Error())
+			fmt.Fprintf(stdout, "%s: %s\n", file, e.Error())
 		}
 		return fmt.Errorf("%d error(s)", len(ce.Errors))
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d rules, valid\n", args[1], len(f.Rules))
+	fmt.Fprintf(stdout, "%s: %d rules, valid\n", file, len(f.Rules))
 	return nil
 }
 

@@ -143,7 +143,7 @@ func (a *API) Register(g *echo.Group, require Require) {
 	g.PUT("/features/:name", a.updateFeature, write)
 	g.DELETE("/features/:name", a.deleteFeature, write)
 
-	g.GET("/audit", a.queryAudit, require(engine.RoleAnalyst, engine.RoleAuditor))
+	g.GET("/audit", a.queryAudit, read)
 }
 
 // env is the environment rules compile against now: the defined features
@@ -195,4 +195,14 @@ func (a *API) record(ctx context.Context, action, target string, before, after a
 		return fmt.Errorf("%s %s done, but not recorded in the audit trail: %w", action, target, err)
 	}
 	return nil
+}
+
+// Draft returns the draft rule set as it stands, for backtests of a draft
+// candidate. It is safe for concurrent use.
+func (a *API) Draft(ctx context.Context) (rules.Spec, error) {
+	if err := ctx.Err(); err != nil {
+		return rules.Spec{}, err
+	}
+	spec, _, err := a.drafts.spec()
+	return spec, err
 }

@@ -140,7 +140,10 @@ func Restore(ctx context.Context, dir string, r io.Reader) (version uint64, err 
 	if body.err != nil {
 		return 0, fmt.Errorf("restore: %w", body.err)
 	}
-	return body.verify()
+	if version, err = body.verify(); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	return version, nil
 }
 
 // tailReader passes r through, hashing it, but holds back the last keep
@@ -187,15 +190,32 @@ func (t *tailReader) Read(p []byte) (int, error) {
 // verify checks the held-back footer against what was read.
 func (t *tailReader) verify() (uint64, error) {
 	if !t.eof || len(t.buf) != t.keep {
-		return 0, fmt.Errorf("restore: trailing data after the backup: %w", ErrBadBackup)
+		return 0, fmt.Errorf("trailing data after the backup: %w", ErrBadBackup)
 	}
 	f := t.buf
 	if !bytes.HasPrefix(f, []byte(footerMagic)) {
-		return 0, fmt.Errorf("restore: the backup is truncated: %w", ErrBadBackup)
+		return 0, fmt.Errorf("the backup is truncated: %w", ErrBadBackup)
 	}
 	t.h.Write(f[:len(footerMagic)+8])
 	if !bytes.Equal(t.h.Sum(nil), f[len(footerMagic)+8:]) {
-		return 0, fmt.Errorf("restore: checksum mismatch: %w", ErrBadBackup)
+		return 0, fmt.Errorf("checksum mismatch: %w", ErrBadBackup)
 	}
 	return binary.BigEndian.Uint64(f[len(footerMagic) : len(footerMagic)+8]), nil
+}
+
+// VerifyBackup reads a whole backup from r and checks its header and
+// checksum without loading it. It returns the backup's version, or an
+// error wrapping ErrBadBackup.
+func VerifyBackup(r io.Reader) (uint64, error) {
+	h := sha256.New()
+	head := make([]byte, len(backupMagic))
+	if _, err := io.ReadFull(r, head); err != nil || string(head) != backupMagic {
+		return 0, fmt.Errorf("verify: missing backup header: %w", ErrBadBackup)
+	}
+	h.Write(head)
+	body := &tailReader{ctx: context.Background(), r: r, h: h, keep: footerLen}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return 0, fmt.Errorf("verify: %w", err)
+	}
+	return body.verify()
 }

@@ -124,6 +124,9 @@ type feature struct {
 	hidden bool
 	// amount, when set, replaces def.Field as the aggregated value.
 	amount func(rec *engine.Record) (float64, bool)
+	// spend indexes the entities with recent events of the limiter's
+	// hidden spend feature (limits_spent.go); nil for every other feature.
+	spend *spendIndex
 }
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

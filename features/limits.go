@@ -82,7 +82,9 @@ var (
 )
 
 // NewLimiter returns a Limiter over s, which must keep the daily spend
-// (Options.LimitsEntity). It does no I/O.
+// (Options.LimitsEntity), with the built-in DefaultPolicy (whose segment
+// expression needs opts.Compile). It does no I/O; call Load before the
+// first decision.
 func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
 	f := s.spent()
 	if f == nil {
@@ -94,7 +96,12 @@ func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	cp, err := compilePolicy(DefaultPolicy(), opts.Compile)
+	if err != nil {
+		return nil, fmt.Errorf("limits: default policy: %w", err)
+	}
 	l := &Limiter{s: s, opts: opts, kind: s.opts.LimitsEntity, spent: f, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
+	l.policy.Store(cp)
 	l.trust.init(opts.TrustCacheEntries, l.loadTrust)
 	return l, nil
 }
@@ -130,6 +137,12 @@ func (l *Limiter) Load(ctx context.Context) error {
 		return fmt.Errorf("compile limits policy v%d: %w", p.Version, err)
 	}
 	l.policy.Store(cp)
+	if err := l.trust.loadIndex(l.s.db); err != nil {
+		return err
+	}
+	if err := l.spent.spend.seedFrom(l.s.db, l.spent, l.opts.Now().Unix()); err != nil {
+		return fmt.Errorf("index daily spend: %w", err)
+	}
 	return l.loadOverrides()
 }
 
@@ -202,11 +215,13 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", entity, err)
 	}
 	var spentBase float64
-	if err := l.s.ws.with(key, func(w *window) bool {
-		spentBase = w.value(l.spent, p.OccurredAt)
-		return false
-	}); err != nil {
-		return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", entity, err)
+	if l.spent.spend.mayHave(key, p.OccurredAt.Unix()) {
+		if err := l.s.ws.with(key, func(w *window) bool {
+			spentBase = w.value(l.spent, p.OccurredAt)
+			return false
+		}); err != nil {
+			return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", entity, err)
+		}
 	}
 	seg, note := pol.segment(p)
 

@@ -91,20 +91,6 @@ func (l *Limiter) applyOverride(out *engine.Limits, ov Override, pol *compiledPo
 	out.Adjustments = append(out.Adjustments, fmt.Sprintf("override by %s until %s: %s", ov.Author, ov.ExpiresAt.UTC().Format(time.RFC3339), ov.Reason))
 }
 
-// Override returns the override of an entity in force now, or an error
-// wrapping engine.ErrNotFound.
-func (l *Limiter) Override(entityType, id string) (Override, error) {
-	entity, err := l.EntityKey(entityType, id)
-	if err != nil {
-		return Override{}, err
-	}
-	ov, ok := l.override(entity)
-	if !ok {
-		return Override{}, fmt.Errorf("override of %s: %w", entity, engine.ErrNotFound)
-	}
-	return ov, nil
-}
-
 // SetOverride validates o and puts it in force for an entity, replacing
 // any override it had. ExpiresAt is required, in the future and at most
 // MaxOverrideDuration away; Reason is required.

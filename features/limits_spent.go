@@ -3,8 +3,9 @@ package features
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,7 +53,7 @@ const prefixHidden = "m/hidden/"
 // feature can take it.
 func spentFeature(kind string) *feature {
 	paths, _ := entityPaths(kind)
-	return &feature{
+	f := &feature{
 		def: Definition{
 			Name: "_limits_spent_" + kind, Entity: paths, Aggregate: Sum, Window: "24h",
 			Where: `decision != "deny"`,
@@ -61,14 +62,91 @@ func spentFeature(kind string) *feature {
 		bucket: BucketSize(spentWindow),
 		where:  notDenied{},
 		hidden: true,
-		amount: spentAmount,
 	}
+	idx := newSpendIndex(f.window + 2*f.bucket)
+	f.spend = idx
+	f.amount = func(rec *engine.Record) (float64, bool) {
+		v, ok := spentAmount(rec)
+		if ok {
+			var buf [128]byte
+			if key, ok := f.entityKey(&rec.Payment, buf[:0]); ok {
+				idx.mark(key, rec.Payment.OccurredAt.Unix())
+			}
+		}
+		return v, ok
+	}
+	return f
+}
+
+// spendIndex knows which entities spent recently, so the limits of an
+// entity that did not (most first payments of a day) cost no Badger read
+// of an empty window. It maps a hash of the window key to the newest event
+// time; an entity absent, or last seen longer ago than keep, has no spend.
+// It errs only towards reading: a hash collision or a seeded entry just
+// costs a lookup. It is safe for concurrent use.
+type spendIndex struct {
+	seed maphash.Seed
+	keep int64 // seconds
+
+	mu      sync.RWMutex
+	last    map[uint64]int64
+	newest  int64
+	sweepAt int
+}
+
+func newSpendIndex(keep time.Duration) *spendIndex {
+	return &spendIndex{seed: maphash.MakeSeed(), keep: int64(keep / time.Second), last: map[uint64]int64{}, sweepAt: 1 << 12}
+}
+
+// mark records an event of the entity with window key key at unix time at.
+func (x *spendIndex) mark(key []byte, at int64) {
+	h := maphash.Bytes(x.seed, key)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if at > x.last[h] {
+		x.last[h] = at
+	}
+	x.newest = max(x.newest, at)
+	if len(x.last) >= x.sweepAt {
+		for k, t := range x.last {
+			if t < x.newest-x.keep {
+				delete(x.last, k)
+			}
+		}
+		x.sweepAt = max(2*len(x.last), 1<<12)
+	}
+}
+
+// mayHave reports whether the window of key may hold events that a read at
+// unix time at can see.
+func (x *spendIndex) mayHave(key []byte, at int64) bool {
+	h := maphash.Bytes(x.seed, key)
+	x.mu.RLock()
+	t, ok := x.last[h]
+	x.mu.RUnlock()
+	return ok && t >= at-x.keep
+}
+
+// seed marks, at now, every entity with a stored spend window: windows
+// flushed by an earlier run, which this index never saw being built.
+func (x *spendIndex) seedFrom(db *badger.DB, f *feature, now int64) error {
+	prefix := append([]byte(prefixWindow), f.def.Name...)
+	prefix = append(prefix, 0)
+	return db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			x.mark(it.Item().Key()[len(prefixWindow):], now)
+		}
+		return nil
+	})
 }
 
 // notDenied admits every decided payment but denied ones: a denied payment
 // spends nothing, a challenged one may.
 type notDenied struct{}
 
+// Match implements Filter.
 func (notDenied) Match(rec *engine.Record) (bool, error) { return rec.Outcome != engine.Deny, nil }
 
 // spentAmount is the payment amount in the base currency of the limits it
@@ -87,14 +165,15 @@ func (s *Store) registerSpent() {
 	if !ValidLimitsEntity(s.opts.LimitsEntity) {
 		return
 	}
+	f := spentFeature(s.opts.LimitsEntity)
 	cur := s.defs.Load()
-	s.defs.Store(newFeatureSet(slices.Concat(cur.list, []*feature{spentFeature(s.opts.LimitsEntity)})))
+	s.defs.Store(newFeatureSet(slices.Concat(cur.list, []*feature{f})))
 }
 
 // spent returns the hidden spend feature, or nil when the store keeps none.
 func (s *Store) spent() *feature {
 	for _, f := range s.defs.Load().list {
-		if f.hidden && strings.HasPrefix(f.def.Name, "_limits_spent_") {
+		if f.hidden && f.spend != nil {
 			return f
 		}
 	}

@@ -54,19 +54,13 @@ type Lists struct {
 	db  *badger.DB
 	now func() time.Time
 
+	// wmu serialises changes, and the reads that purge expired items;
+	// whoever holds it may read the maps without mu. mu guards the maps
+	// only for the instant they change, so the payment path (Contains,
+	// under mu.RLock) never waits for a Badger write.
+	wmu   sync.Mutex
 	mu    sync.RWMutex
 	lists map[string]*memList
-}
-
-type memList struct {
-	meta  List
-	items map[string]Item
-	// byLen maps each prefix length present in a cidr list to the masked
-	// prefixes of that length, so a lookup costs one map probe per length.
-	byLen map[int]map[netip.Prefix]time.Time
-	// nextExpiry is the earliest expiry among items (zero: none expires);
-	// expired items are purged from memory once it has passed.
-	nextExpiry time.Time
 }
 
 const (
@@ -117,94 +111,12 @@ func (l *Lists) Load() error {
 	if err != nil {
 		return fmt.Errorf("load lists: %w", err)
 	}
+	l.wmu.Lock()
 	l.mu.Lock()
 	l.lists = lists
 	l.mu.Unlock()
+	l.wmu.Unlock()
 	return nil
-}
-
-func newMemList(m List) *memList {
-	ml := &memList{meta: m, items: map[string]Item{}}
-	if m.Kind == KindCIDR {
-		ml.byLen = map[int]map[netip.Prefix]time.Time{}
-	}
-	return ml
-}
-
-func (ml *memList) add(it Item) {
-	ml.items[it.Value] = it
-	if !it.ExpiresAt.IsZero() && (ml.nextExpiry.IsZero() || it.ExpiresAt.Before(ml.nextExpiry)) {
-		ml.nextExpiry = it.ExpiresAt
-	}
-	if ml.byLen != nil {
-		p, _ := parseRange(it.Value) // validated before it was stored
-		m := ml.byLen[p.Bits()]
-		if m == nil {
-			m = map[netip.Prefix]time.Time{}
-			ml.byLen[p.Bits()] = m
-		}
-		m[p] = it.ExpiresAt
-	}
-}
-
-func (ml *memList) remove(value string) {
-	delete(ml.items, value)
-	if ml.byLen != nil {
-		if p, err := parseRange(value); err == nil {
-			delete(ml.byLen[p.Bits()], p)
-			if len(ml.byLen[p.Bits()]) == 0 {
-				delete(ml.byLen, p.Bits()) // Contains probes one map per length
-			}
-		}
-	}
-}
-
-// purge forgets expired items once the earliest expiry has passed, so
-// expired entries neither use memory nor count. Badger drops them itself
-// (their keys carry a TTL). The caller holds the write lock.
-func (ml *memList) purge(now time.Time) {
-	if ml.nextExpiry.IsZero() || now.Before(ml.nextExpiry) {
-		return
-	}
-	ml.nextExpiry = time.Time{}
-	for v, it := range ml.items {
-		switch {
-		case it.ExpiresAt.IsZero():
-		case !now.Before(it.ExpiresAt):
-			ml.remove(v)
-		case ml.nextExpiry.IsZero() || it.ExpiresAt.Before(ml.nextExpiry):
-			ml.nextExpiry = it.ExpiresAt
-		}
-	}
-}
-
-// parseRange parses an IP or CIDR into a masked prefix. An IPv4-mapped
-// IPv6 range becomes the IPv4 range, as lookups unmap addresses.
-func parseRange(v string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(v); err == nil {
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q has a zone", v)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// canonicalRange is how a cidr list stores a range: a single address
-// without "/n", a range masked ("10.1.2.3/8" is "10.0.0.0/8").
-func canonicalRange(p netip.Prefix) string {
-	if p.Bits() == p.Addr().BitLen() {
-		return p.Addr().String()
-	}
-	return p.String()
 }
 
 // Contains reports whether value is a live (unexpired) member of the named
@@ -241,8 +153,6 @@ func (l *Lists) Contains(list, value string) bool {
 	return false
 }
 
-func live(expires, now time.Time) bool { return expires.IsZero() || now.Before(expires) }
-
 // Put creates a list or updates its description. Changing the kind of a
 // list that holds items is a conflict.
 func (l *Lists) Put(m List) (List, error) {
@@ -258,8 +168,8 @@ func (l *Lists) Put(m List) (List, error) {
 	if len(m.Description) > MaxListReasonLen {
 		return List{}, engine.Invalid("description", "too_long", "description is too long")
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	if old := l.lists[m.Name]; old != nil {
 		if old.meta.Kind != m.Kind && len(old.items) > 0 {
 			return List{}, fmt.Errorf("list %q holds %s items: %w", m.Name, old.meta.Kind, engine.ErrConflict)
@@ -272,25 +182,27 @@ func (l *Lists) Put(m List) (List, error) {
 	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixListMeta+m.Name), data) }); err != nil {
 		return List{}, fmt.Errorf("store list: %w", err)
 	}
+	l.mu.Lock()
 	ml := l.lists[m.Name]
 	if ml == nil || ml.meta.Kind != m.Kind {
 		ml = newMemList(m)
 		l.lists[m.Name] = ml
 	}
 	ml.meta = m
+	l.mu.Unlock()
 	m.Items = len(ml.items)
 	return m, nil
 }
 
 // Get returns a list's description.
 func (l *Lists) Get(name string) (List, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	ml := l.lists[name]
 	if ml == nil {
 		return List{}, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
-	ml.purge(l.now())
+	l.purge(ml)
 	m := ml.meta
 	m.Items = len(ml.items)
 	return m, nil
@@ -298,12 +210,11 @@ func (l *Lists) Get(name string) (List, error) {
 
 // All returns every list, by name.
 func (l *Lists) All() []List {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	out := make([]List, 0, len(l.lists))
 	for _, ml := range l.lists {
-		ml.purge(now)
+		l.purge(ml)
 		m := ml.meta
 		m.Items = len(ml.items)
 		out = append(out, m)
@@ -314,8 +225,8 @@ func (l *Lists) All() []List {
 
 // Delete removes a list and its items. Decisions stop matching it at once.
 func (l *Lists) Delete(name string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	if l.lists[name] == nil {
 		return fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
@@ -349,7 +260,9 @@ func (l *Lists) Delete(name string) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("delete list: %w", err)
 	}
+	l.mu.Lock()
 	delete(l.lists, name)
+	l.mu.Unlock()
 	return nil
 }
 
@@ -358,14 +271,14 @@ func (l *Lists) Delete(name string) error {
 // canonical value ("10.1.2.3/8" is stored as "10.0.0.0/8"). Errors name the
 // field at fault: "value" for a single item, "items[i].value" otherwise.
 func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	ml := l.lists[name]
 	if ml == nil {
 		return nil, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
 	now := l.now().UTC()
-	ml.purge(now)
+	l.purge(ml)
 	if len(items) == 0 {
 		return nil, engine.Invalid("items", "required", "at least one item is required")
 	}
@@ -422,22 +335,24 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store list items: %w", err)
 	}
+	l.mu.Lock()
 	for _, it := range items {
 		ml.add(it)
 	}
+	l.mu.Unlock()
 	return items, nil
 }
 
 // DeleteItem removes one item from a list and returns it. In a cidr list
 // value may be written in any form of the range ("10.1.2.3/8").
 func (l *Lists) DeleteItem(name, value string) (Item, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	ml := l.lists[name]
 	if ml == nil {
 		return Item{}, fmt.Errorf("list %q: %w", name, engine.ErrNotFound)
 	}
-	ml.purge(l.now())
+	l.purge(ml)
 	if ml.byLen != nil {
 		if p, err := parseRange(value); err == nil {
 			value = canonicalRange(p)
@@ -452,7 +367,9 @@ func (l *Lists) DeleteItem(name, value string) (Item, error) {
 	}); err != nil {
 		return Item{}, fmt.Errorf("delete list item: %w", err)
 	}
+	l.mu.Lock()
 	ml.remove(value)
+	l.mu.Unlock()
 	return it, nil
 }
 

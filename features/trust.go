@@ -78,10 +78,16 @@ func fmtTrust(t float64) string { return strconv.FormatFloat(t, 'f', -1, 64) }
 // trustCache is a sharded LRU of trust entries in front of Badger. An entry
 // is loaded under its shard's lock and replaced there after every durable
 // change, so a cached entry is never older than the stored state.
+//
+// Most entities never get feedback: stored holds the hashes of those that
+// have a state, so a cold entity without one costs no Badger read.
 type trustCache struct {
 	seed   maphash.Seed
 	load   func(entity string) (trustEntry, error)
 	shards [16]trustShard
+
+	storedMu sync.RWMutex
+	stored   map[uint64]struct{} // nil: unknown, always read Badger
 }
 
 type trustShard struct {
@@ -108,6 +114,9 @@ func (c *trustCache) get(entity string) (trustEntry, error) {
 	if e, ok := s.lru.Get(entity); ok {
 		return e, nil
 	}
+	if !c.mayHave(entity) {
+		return trustEntry{}, nil
+	}
 	e, err := c.load(entity)
 	if err != nil {
 		return trustEntry{}, err
@@ -116,11 +125,49 @@ func (c *trustCache) get(entity string) (trustEntry, error) {
 	return e, nil
 }
 
+// put caches the entry of an entity whose state was just stored.
 func (c *trustCache) put(entity string, e trustEntry) {
+	c.storedMu.Lock()
+	if c.stored != nil {
+		c.stored[maphash.String(c.seed, entity)] = struct{}{}
+	}
+	c.storedMu.Unlock()
 	s := c.shard(entity)
 	s.mu.Lock()
 	s.lru.Add(entity, e)
 	s.mu.Unlock()
+}
+
+// mayHave reports whether entity may have a stored state.
+func (c *trustCache) mayHave(entity string) bool {
+	h := maphash.String(c.seed, entity)
+	c.storedMu.RLock()
+	defer c.storedMu.RUnlock()
+	if c.stored == nil {
+		return true
+	}
+	_, ok := c.stored[h]
+	return ok
+}
+
+// loadIndex reads the keys of every stored trust state.
+func (c *trustCache) loadIndex(db *badger.DB) error {
+	set := map[uint64]struct{}{}
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTrust)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			set[maphash.Bytes(c.seed, it.Item().Key()[len(prefixTrust):])] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index trust states: %w", err)
+	}
+	c.storedMu.Lock()
+	c.stored = set
+	c.storedMu.Unlock()
+	return nil
 }
 
 func (l *Limiter) loadTrust(entity string) (trustEntry, error) {

@@ -151,12 +151,34 @@ func (w *paymentJSON) checkPAN() error {
 			s = v
 		case json.Number:
 			s = string(v)
+			if numberHidesPAN(v) {
+				return panError("attributes." + k)
+			}
 		}
-		if engine.LooksLikePAN(k) || engine.LooksLikePAN(s) {
+		if engine.LooksLikePAN(k) {
+			return panError("attributes") // naming the field would echo the number
+		}
+		if engine.LooksLikePAN(s) {
 			return panError("attributes." + k)
 		}
 	}
 	return nil
+}
+
+// numberHidesPAN reports whether a JSON number carries a card number that
+// its text does not show as one run of digits: 4.111111111111111e15 is
+// stored and shown as 4111111111111111, and the request as received keeps
+// its mantissa digits.
+func numberHidesPAN(n json.Number) bool {
+	text := string(n)
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		mantissa := strings.NewReplacer(".", "", "-", "", "+", "").Replace(text[:i])
+		if engine.LooksLikePAN(mantissa) {
+			return true
+		}
+	}
+	f, err := n.Float64()
+	return err == nil && engine.LooksLikePAN(strconv.FormatFloat(f, 'f', -1, 64))
 }
 
 func panError(field string) error {
@@ -192,6 +214,9 @@ func jsonError(err error) error {
 	// encoding/json reports unknown fields only as text.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
+		if engine.LooksLikePAN(name) {
+			return panError("") // naming the field would echo the number
+		}
 		return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
 	}
 	return engine.Invalid("", "invalid_json", "the body is not valid JSON")

@@ -78,20 +78,20 @@ func ReplayCommand(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	}
 
 	out, summaryOut := stdout, stderr
+	var outFile *os.File
 	if f.out != "" {
-		file, err := os.Create(f.out)
-		if err != nil {
+		if outFile, err = os.Create(f.out); err != nil {
 			return err
 		}
-		defer file.Close()
-		out, summaryOut = file, stdout
+		defer outFile.Close() // after an error; the success path closes it below
+		out, summaryOut = outFile, stdout
 	}
 	sum, err := Replay(ctx, cfg, events, out)
 	if err != nil {
 		return err
 	}
-	if c, ok := out.(io.Closer); ok && f.out != "" {
-		if err := c.Close(); err != nil {
+	if outFile != nil {
+		if err := outFile.Close(); err != nil {
 			return fmt.Errorf("write %s: %w", f.out, err)
 		}
 	}

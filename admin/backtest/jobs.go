@@ -50,7 +50,8 @@ type Config struct {
 	Env func() rules.Env
 	// MaxRunning bounds the backtests replaying at once; each runs on one
 	// goroutine, so this bounds the processors backtests take from live
-	// decisions. Further backtests wait, queued.
+	// decisions. Further backtests wait, queued, and start in the order
+	// they were accepted.
 	MaxRunning int
 	// MaxActive bounds queued plus running backtests; Start refuses more
 	// with ErrBusy.
@@ -115,14 +116,14 @@ type Progress struct {
 // results in memory: they are lost when the process restarts. It is safe
 // for concurrent use. Close it before closing the History's store.
 type Backtests struct {
-	cfg     Config
-	running chan struct{} // a slot per running backtest
+	cfg Config
 
-	mu     sync.Mutex
-	jobs   map[string]*job
-	order  []*job // creation order
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	jobs    map[string]*job
+	order   []*job // acceptance order, which is also the start order
+	running int
+	closed  bool
+	wg      sync.WaitGroup
 }
 
 type job struct {
@@ -130,10 +131,10 @@ type job struct {
 	plan      *plan
 	createdBy string
 	createdAt time.Time
-	cancel    context.CancelFunc
 	processed atomic.Int64
 
 	// Guarded by Backtests.mu.
+	cancel     context.CancelFunc // set once running
 	state      State
 	startedAt  time.Time
 	finishedAt time.Time
@@ -164,11 +165,12 @@ func New(cfg Config) *Backtests {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Backtests{cfg: cfg, running: make(chan struct{}, cfg.MaxRunning), jobs: map[string]*job{}}
+	return &Backtests{cfg: cfg, jobs: map[string]*job{}}
 }
 
-// Run replays req synchronously on the calling goroutine and returns the
-// result. Start is the background form the API uses.
+// Run replays req synchronously on the calling goroutine, at its normal
+// priority, and returns the result. Start is the background form the API
+// uses: it runs at low priority and within MaxRunning.
 func (b *Backtests) Run(ctx context.Context, req Request) (*Result, error) {
 	p, err := b.prepare(ctx, req)
 	if err != nil {
@@ -192,13 +194,10 @@ func (b *Backtests) Start(ctx context.Context, req Request) (Status, error) {
 		id: engine.NewID("bt_", now), plan: p, createdBy: engine.Actor(ctx), createdAt: now.UTC(),
 		state: StateQueued,
 	}
-	jctx, cancel := context.WithCancel(context.Background())
-	j.cancel = cancel
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		cancel()
 		return Status{}, fmt.Errorf("backtests are shutting down: %w", engine.ErrUnavailable)
 	}
 	active := 0
@@ -208,40 +207,51 @@ func (b *Backtests) Start(ctx context.Context, req Request) (Status, error) {
 		}
 	}
 	if active >= b.cfg.MaxActive {
-		cancel()
 		return Status{}, ErrBusy
 	}
 	b.jobs[j.id] = j
 	b.order = append(b.order, j)
 	b.forget()
-	b.wg.Add(1)
-	go b.run(jctx, j)
+	b.dispatch()
 	return j.status(), nil
 }
 
-// run waits for a running slot, replays, and records the outcome.
-func (b *Backtests) run(ctx context.Context, j *job) {
-	defer b.wg.Done()
-	defer j.cancel()
-	select {
-	case b.running <- struct{}{}:
-		defer func() { <-b.running }()
-	case <-ctx.Done():
-		b.finish(j, nil, ctx.Err())
-		return
+// dispatch starts queued backtests, in the order they were accepted, while
+// fewer than MaxRunning run. Called with b.mu held.
+func (b *Backtests) dispatch() {
+	for _, j := range b.order {
+		if b.running >= b.cfg.MaxRunning || b.closed {
+			return
+		}
+		if j.state != StateQueued {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		j.state, j.startedAt, j.cancel = StateRunning, b.cfg.Now().UTC(), cancel
+		b.running++
+		b.wg.Add(1)
+		go b.run(ctx, j)
 	}
-	b.mu.Lock()
-	if j.state == StateQueued {
-		j.state, j.startedAt = StateRunning, b.cfg.Now().UTC()
-	}
-	b.mu.Unlock()
-	res, err := b.replay(ctx, j.plan, &j.processed)
-	b.finish(j, res, err)
 }
 
-func (b *Backtests) finish(j *job, res *Result, err error) {
+// run replays one backtest at low thread priority on its own goroutine,
+// records the outcome and starts the next queued backtest.
+func (b *Backtests) run(ctx context.Context, j *job) {
+	defer b.wg.Done()
+	if err := lowerPriority(); err != nil {
+		b.cfg.Log.Warn("backtest runs at normal priority", "backtest", j.id, "err", err)
+	}
+	res, err := b.replay(ctx, j.plan, &j.processed)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	j.cancel()
+	b.running--
+	b.finish(j, res, err)
+	b.dispatch()
+}
+
+// finish records the outcome of a backtest. Called with b.mu held.
+func (b *Backtests) finish(j *job, res *Result, err error) {
 	j.finishedAt = b.cfg.Now().UTC()
 	switch {
 	case j.state == StateCancelled || errors.Is(err, context.Canceled):
@@ -290,8 +300,11 @@ func (b *Backtests) Cancel(id string) (Status, error) {
 	if j == nil {
 		return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
 	}
-	if j.state == StateQueued || j.state == StateRunning {
-		j.state = StateCancelled
+	switch j.state {
+	case StateQueued:
+		j.state, j.finishedAt = StateCancelled, b.cfg.Now().UTC()
+	case StateRunning:
+		j.state = StateCancelled // final once run sees the cancellation
 		j.cancel()
 	}
 	return j.status(), nil
@@ -303,7 +316,12 @@ func (b *Backtests) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	for _, j := range b.order {
-		j.cancel()
+		switch j.state {
+		case StateQueued:
+			j.state, j.finishedAt = StateCancelled, b.cfg.Now().UTC()
+		case StateRunning:
+			j.cancel()
+		}
 	}
 	b.mu.Unlock()
 	done := make(chan struct{})
