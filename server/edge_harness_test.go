@@ -53,6 +53,7 @@ type edgeOptions struct {
 	fallback engine.Outcome
 	byMerch  map[string]engine.Outcome
 	decider  server.Decider // replaces the engine
+	timeout  time.Duration  // RequestTimeout
 }
 
 // edge is the real store, rules and engine (from newStack) behind a server
@@ -92,6 +93,7 @@ func newEdge(tb testing.TB, o edgeOptions) *edge {
 	}
 	e.srv = server.New(server.Config{
 		Engine: decider, Decisions: st.store, Auth: o.auth, Log: log, Metrics: e.metrics, RateLimit: o.rate,
+		RequestTimeout: o.timeout,
 	})
 	ts := httptest.NewServer(e.srv.Handler())
 	tb.Cleanup(ts.Close)

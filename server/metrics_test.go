@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server"
 )
@@ -109,4 +113,29 @@ func TestMetricsInstancesAreIndependent(t *testing.T) {
 	if a.Registry() == b.Registry() {
 		t.Fatal("instances share a registry")
 	}
+}
+
+// BenchmarkObserveDecision is the metrics cost added to every decision: a
+// record of 50 rules, 5 of them matched.
+func BenchmarkObserveDecision(b *testing.B) {
+	m := server.NewMetrics(server.MetricsConfig{})
+	rec := &engine.Record{Decision: engine.Decision{Outcome: engine.Challenge}}
+	for i := range 50 {
+		rec.Rules = append(rec.Rules, engine.RuleResult{ID: fmt.Sprintf("r%d", i), Mode: engine.ModeActive, Matched: i%10 == 0})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		m.ObserveDecision(rec, 3*time.Millisecond)
+	}
+	b.StopTimer()
+	if !strings.Contains(scrapeRegistry(b, m), `risk_rule_hits_total{mode="active",rule="r10"}`) {
+		b.Fatal("hits not counted")
+	}
+}
+
+func scrapeRegistry(tb testing.TB, m *server.Metrics) string {
+	tb.Helper()
+	rr := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
+	return rr.Body.String()
 }
