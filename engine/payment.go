@@ -62,41 +62,16 @@ type Merchant struct {
 // Strings are returned as string, Amount as float64, times as time.Time,
 // attributes as stored.
 func (p *Payment) Field(path string) (v any, ok bool) {
+	if s, text := p.Text(path); text {
+		return nonEmpty(s)
+	}
 	switch path {
-	case "transaction_id":
-		return nonEmpty(p.TransactionID)
 	case "amount":
 		return float64(p.Amount), true
-	case "currency":
-		return nonEmpty(p.Currency)
 	case "occurred_at":
 		return p.OccurredAt, !p.OccurredAt.IsZero()
-	case "account.id":
-		return nonEmpty(p.Account.ID)
-	case "account.email":
-		return nonEmpty(p.Account.Email)
-	case "account.country":
-		return nonEmpty(p.Account.Country)
 	case "account.created_at":
 		return p.Account.CreatedAt, !p.Account.CreatedAt.IsZero()
-	case "card.fingerprint":
-		return nonEmpty(p.Card.Fingerprint)
-	case "card.bin":
-		return nonEmpty(p.Card.BIN)
-	case "card.country":
-		return nonEmpty(p.Card.Country)
-	case "device.id":
-		return nonEmpty(p.Device.ID)
-	case "device.ip":
-		return nonEmpty(p.Device.IP)
-	case "device.ip_country":
-		return nonEmpty(p.Device.IPCountry)
-	case "merchant.id":
-		return nonEmpty(p.Merchant.ID)
-	case "merchant.mcc":
-		return nonEmpty(p.Merchant.MCC)
-	case "merchant.country":
-		return nonEmpty(p.Merchant.Country)
 	}
 	if name, found := strings.CutPrefix(path, "attributes."); found {
 		v, ok := p.Attributes[name]
@@ -132,6 +107,43 @@ func ValidPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// Text returns a text field of the payment by JSON path without boxing it
+// in an interface. text is false for paths that are not fixed text fields
+// (amount, times, attributes): read those with Field.
+func (p *Payment) Text(path string) (s string, text bool) {
+	switch path {
+	case "transaction_id":
+		return p.TransactionID, true
+	case "currency":
+		return p.Currency, true
+	case "account.id":
+		return p.Account.ID, true
+	case "account.email":
+		return p.Account.Email, true
+	case "account.country":
+		return p.Account.Country, true
+	case "card.fingerprint":
+		return p.Card.Fingerprint, true
+	case "card.bin":
+		return p.Card.BIN, true
+	case "card.country":
+		return p.Card.Country, true
+	case "device.id":
+		return p.Device.ID, true
+	case "device.ip":
+		return p.Device.IP, true
+	case "device.ip_country":
+		return p.Device.IPCountry, true
+	case "merchant.id":
+		return p.Merchant.ID, true
+	case "merchant.mcc":
+		return p.Merchant.MCC, true
+	case "merchant.country":
+		return p.Merchant.Country, true
+	}
+	return "", false
 }
 
 func nonEmpty(s string) (any, bool) {

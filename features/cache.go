@@ -76,11 +76,12 @@ func (ws *windows) with(key []byte, fn func(w *window) bool) error {
 					w = &window{} // a corrupt window restarts empty rather than failing every payment
 				}
 			}
+			w.key = string(key)
 		}
-		s.lru.Add(string(key), w)
+		s.lru.Add(w.key, w)
 	}
 	if fn(w) {
-		s.dirty[string(key)] = w
+		s.dirty[w.key] = w // w.key: no new string per update
 	}
 	return nil
 }

@@ -250,6 +250,13 @@ func compileAll(defs []Definition, compile FilterCompiler) ([]*feature, error) {
 func (f *feature) entityKey(p *engine.Payment, buf []byte) ([]byte, bool) {
 	buf = append(buf, f.def.Name...)
 	for _, path := range f.def.Entity {
+		if s, text := p.Text(path); text { // the common case, without boxing
+			if s == "" {
+				return buf, false
+			}
+			buf = append(append(buf, 0), s...)
+			continue
+		}
 		v, ok := p.Field(path)
 		if !ok {
 			return buf, false

@@ -31,6 +31,9 @@ type bucket struct {
 // Storage stays bounded: buckets older than the window are pruned on every
 // update, so at most window/bucket+1 remain.
 type window struct {
+	// key is the window's cache key, kept so the cache indexes it without
+	// converting the key again on every update. It is not encoded.
+	key     string
 	buckets []bucket
 	// exact maps a value hash to the start of the last bucket it was seen
 	// in, while at most DistinctExactCap values are live.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/expr-lang/expr/vm"
@@ -124,6 +125,7 @@ func (s *Set) Evaluate(ctx context.Context, in *engine.Input, dst []engine.RuleR
 	e.fill(in, s.features)
 	machine := s.vms.Get().(*vm.VM)
 	defer s.vms.Put(machine)
+	dst = slices.Grow(dst, len(s.compiled))
 	for i := range s.compiled {
 		cr := &s.compiled[i]
 		res := engine.RuleResult{
