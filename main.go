@@ -10,6 +10,10 @@
 //	risk restore --data DIR F  restore a backup into a new data directory
 //	risk keys generate         print a new random API key (for RISK_ADMIN_KEY)
 //	risk replay ... EVENTS     decide a file of payments offline (docs/backtest.md)
+//
+// This file is the whole of package main, in four parts: the entry point,
+// the serve configuration (flags and environment, validated once), the
+// wiring of the service, and the other subcommands.
 package main
 
 import (
@@ -20,6 +24,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -37,17 +43,16 @@ import (
 	"github.com/riskengine/risk/server/loadgen"
 )
 
-// Defaults of the serve flags.
-const (
-	defaultAddr     = ":8080"
-	defaultDataDir  = "./data"
-	shutdownTimeout = 15 * time.Second
-)
+// Entry point
+//
+// run dispatches on the first argument: a subcommand, or serving.
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command line args and returns the exit code: 0, or 1
+// with the error on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch {
@@ -76,6 +81,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// Configuration
+//
+// The serve flags, each with an environment variable as its default, are
+// parsed and validated once here and passed down as plain values.
+
+// Defaults of the serve flags.
+const (
+	defaultAddr     = ":8080"
+	defaultDataDir  = "./data"
+	shutdownTimeout = 15 * time.Second
+)
+
 // config is the serve configuration, from flags with environment fallbacks.
 type config struct {
 	Addr          string
@@ -102,6 +119,8 @@ type config struct {
 	RateBurst          int
 }
 
+// parseConfig parses the serve flags, with the environment variables as
+// their defaults, and validates the result.
 func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("risk", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -144,6 +163,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	return c, err
 }
 
+// validate checks the flag values that parse but cannot be served with.
 func (c config) validate() error {
 	switch {
 	case c.Dev && checkDevAddr(c.Addr) != nil:
@@ -163,6 +183,91 @@ func (c config) validate() error {
 	}
 	return nil
 }
+
+// checkDevAddr allows dev mode (no authentication) only on a loopback
+// address, so it cannot be switched on for a reachable server by accident.
+func checkDevAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--dev turns authentication off and is allowed only on a loopback address such as --addr 127.0.0.1:8080, not %q", addr)
+}
+
+// parseFallbackMerchants parses "m_1=deny,m_2=allow".
+func parseFallbackMerchants(s string) (map[string]engine.Outcome, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]engine.Outcome{}
+	for part := range strings.SplitSeq(s, ",") {
+		id, o, ok := strings.Cut(strings.TrimSpace(part), "=")
+		id, o = strings.TrimSpace(id), strings.TrimSpace(o)
+		if !ok || id == "" || !engine.Outcome(o).Valid() {
+			return nil, fmt.Errorf("--fallback-merchant %q: want MERCHANT=allow|challenge|deny, comma separated", part)
+		}
+		out[id] = engine.Outcome(o)
+	}
+	return out, nil
+}
+
+// env is the value of the environment variable name, or def when it is
+// not set.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return f
+		}
+	}
+	return def
+}
+
+// Serving
+//
+// serve opens the store, wires the engine, the HTTP server and the admin
+// API on it, and runs until SIGINT or SIGTERM, then shuts down in order:
+// stop accepting, drain, stop backtests, close the store.
 
 func serve(args []string, stderr io.Writer) error {
 	c, err := parseConfig(args, stderr)
@@ -312,6 +417,55 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	return &app{engine: eng, server: srv, backtests: backtests, keys: keys}, nil
 }
 
+// bootstrapKeys makes sure an admin can reach the service: it ensures the
+// operator's admin key (RISK_ADMIN_KEY or --admin-key) exists, and when no
+// admin key is active at all it generates one and prints it to stderr,
+// once.
+func bootstrapKeys(ctx context.Context, keys *admin.Keys, adminKey string, stderr io.Writer, log *slog.Logger) error {
+	ctx = engine.WithPrincipal(ctx, engine.Principal{Name: "startup"})
+	if adminKey != "" {
+		k, created, err := keys.Ensure(ctx, adminKey, "bootstrap", engine.RoleAdmin)
+		switch {
+		case err != nil:
+			return fmt.Errorf("admin key from RISK_ADMIN_KEY/--admin-key: %w", err)
+		case created:
+			log.Info("admin key stored", "key_id", k.ID, "name", k.Name)
+		case !k.Active():
+			log.Warn("RISK_ADMIN_KEY/--admin-key is a revoked key; it stays revoked", "key_id", k.ID)
+		case k.Role != engine.RoleAdmin:
+			log.Warn("RISK_ADMIN_KEY/--admin-key exists with another role; it keeps it", "key_id", k.ID, "role", k.Role)
+		}
+	}
+	if keys.HasActiveAdmin() {
+		return nil
+	}
+	k, secret, err := keys.Create(ctx, "bootstrap", engine.RoleAdmin)
+	if errors.Is(err, engine.ErrConflict) {
+		k, secret, err = keys.Create(ctx, "bootstrap-"+time.Now().UTC().Format("20060102T150405"), engine.RoleAdmin)
+	}
+	if err != nil {
+		return fmt.Errorf("generate an admin key: %w", err)
+	}
+	log.Warn("no admin key existed: generated one and printed it to stderr once", "key_id", k.ID, "name", k.Name)
+	fmt.Fprintf(stderr, "\n  risk: generated an admin key. It is shown only this once:\n\n    %s\n\n"+
+		"  Store it in a secret manager; create narrower keys with POST /admin/keys.\n"+
+		"  Set RISK_ADMIN_KEY to choose the admin key yourself.\n\n", secret)
+	return nil
+}
+
+// storeStats adapts the feature store's figures for the metrics.
+func storeStats(store *features.Store) func() server.StoreStats {
+	return func() server.StoreStats {
+		s := store.Stats()
+		return server.StoreStats{
+			CacheHits: s.CacheHits, CacheMisses: s.CacheMisses, CachedWindows: s.CachedWindows,
+			LSMBytes: s.LSMBytes, VLogBytes: s.VLogBytes, LastSeq: s.LastSeq,
+		}
+	}
+}
+
+// compileFilter compiles a feature filter with the rule language, so that
+// features need not import rules.
 func compileFilter(src string) (features.Filter, error) {
 	p, err := rules.CompilePredicate(src)
 	if err != nil {
@@ -320,6 +474,8 @@ func compileFilter(src string) (features.Filter, error) {
 	return p, nil
 }
 
+// compilePaymentPredicate compiles a limit's payment predicate with the
+// rule language.
 func compilePaymentPredicate(src string) (features.PaymentPredicate, error) {
 	p, err := rules.CompilePaymentPredicate(src)
 	if err != nil {
@@ -328,6 +484,8 @@ func compilePaymentPredicate(src string) (features.PaymentPredicate, error) {
 	return p, nil
 }
 
+// featureNames are the names of the store's feature definitions, the
+// feature environment rules compile against.
 func featureNames(store *features.Store) []string {
 	defs := store.Definitions()
 	names := make([]string, len(defs))
@@ -425,6 +583,11 @@ func specHash(spec rules.Spec, env rules.Env) string {
 	return s.Hash()
 }
 
+// Subcommands
+//
+// risk rules validate, backup, restore and keys generate. loadgen and
+// replay live in their packages (server/loadgen, admin/backtest).
+
 // rulesCommand is `risk rules validate FILE`.
 func rulesCommand(args []string, stdout io.Writer) error {
 	usage := fmt.Errorf("usage: risk rules validate FILE [--features FILE]")
@@ -484,37 +647,154 @@ func rulesCommand(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
+// isOpsCommand reports whether name is one of the operations subcommands:
+// backup, restore and keys.
+func isOpsCommand(name string) bool {
+	return name == "backup" || name == "restore" || name == "keys"
 }
 
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err == nil {
-			return b
-		}
+// opsCommand runs `risk backup|restore|keys ...`.
+func opsCommand(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "backup":
+		return backupCommand(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return restoreCommand(ctx, args[1:], stdout, stderr)
+	default:
+		return keysCommand(args[1:], stdout)
 	}
-	return def
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+// backupCommand is `risk backup --out FILE (--target URL | --data DIR)`.
+func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("risk backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "file to write the backup to (required)")
+	target := fs.String("target", env("RISK_TARGET", ""), "base URL of a running server to back up online, e.g. http://127.0.0.1:8080 [RISK_TARGET]")
+	key := fs.String("key", env("RISK_API_KEY", ""), "admin API key for --target; prefer the environment variable [RISK_API_KEY]")
+	dir := fs.String("data", "", "data directory of a stopped server to back up offline")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: risk backup --out FILE --target URL   online, from a running server (admin key)\n"+
+			"       risk backup --out FILE --data DIR     offline, from a stopped server's data directory\n\n")
+		fs.PrintDefaults()
 	}
-	return def
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *out == "":
+		return errors.New("backup: --out is required")
+	case (*target == "") == (*dir == ""):
+		return errors.New("backup: give exactly one of --target (online) and --data (offline)")
+	case fs.NArg() > 0:
+		return fmt.Errorf("backup: unexpected argument %q", fs.Arg(0))
+	}
+	// Write beside the destination and rename once complete and verified,
+	// so FILE is never a partial backup.
+	tmp, err := os.CreateTemp(dirOf(*out), ".risk-backup-*")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if *target != "" {
+		err = downloadBackup(ctx, *target, *key, tmp)
+	} else {
+		_, err = features.BackupDir(ctx, *dir, tmp)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	version, err := features.VerifyBackup(tmp)
+	if err != nil {
+		return fmt.Errorf("backup: the copy is not complete: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(stdout, "backup of version %d written to %s\n", version, *out)
+	return nil
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+// downloadBackup streams GET /admin/backup of target into w.
+func downloadBackup(ctx context.Context, target, key string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(target, "/")+"/admin/backup", nil)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
-	return def
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("backup: %s answered %s: %s", target, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("backup: download: %w", err)
+	}
+	return nil
+}
+
+// dirOf is the directory part of path, with its trailing separator, or
+// "." for a bare file name.
+func dirOf(path string) string {
+	if i := strings.LastIndexAny(path, `/\`); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
+
+// restoreCommand is `risk restore --data DIR FILE`.
+func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("risk restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", "", "new data directory to restore into; it must not exist or be empty (required)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: risk restore --data DIR FILE\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("restore: want --data DIR and one backup FILE")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	version, err := features.Restore(ctx, *dir, f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored version %d into %s; start the server with --data %s\n", version, *dir, *dir)
+	return nil
+}
+
+// keysCommand is `risk keys generate`: it prints a new random key, for
+// RISK_ADMIN_KEY.
+func keysCommand(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "generate" {
+		return errors.New("usage: risk keys generate")
+	}
+	fmt.Fprintln(stdout, admin.GenerateKey())
+	return nil
 }

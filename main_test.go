@@ -3,19 +3,250 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/labstack/echo/v4"
+
+	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
 )
+
+// Configuration: flags and their environment variables.
+
+func TestDevModeOnlyOnLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:8080", true},
+		{"[::1]:8080", true},
+		{"localhost:8080", true},
+		{"127.0.0.2:0", true},
+		{":8080", false}, // every interface
+		{"0.0.0.0:8080", false},
+		{"[::]:8080", false},
+		{"10.1.2.3:8080", false},
+		{"risk.internal:8080", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			_, err := parseConfig([]string{"--dev", "--addr", tt.addr}, io.Discard)
+			if (err == nil) != tt.ok {
+				t.Errorf("--dev --addr %s: err = %v, want ok %v", tt.addr, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestFallbackMerchantFlag(t *testing.T) {
+	c, err := parseConfig([]string{"--fallback-merchant", "m_1=deny, m_2 = allow"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.FallbackByMerchant) != 2 || c.FallbackByMerchant["m_1"] != engine.Deny || c.FallbackByMerchant["m_2"] != engine.Allow {
+		t.Errorf("FallbackByMerchant = %v", c.FallbackByMerchant)
+	}
+	for _, bad := range []string{"m_1", "m_1=block", "=deny", "m_1=deny,"} {
+		if _, err := parseConfig([]string{"--fallback-merchant", bad}, io.Discard); err == nil {
+			t.Errorf("--fallback-merchant %q accepted", bad)
+		}
+	}
+}
+
+// TestBootstrapKeys: without RISK_ADMIN_KEY a first start generates an
+// admin key and prints it once; later starts print nothing.
+func TestBootstrapKeys(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	keys := admin.NewKeys(db, admin.NewAudit(db, nil), nil)
+	if err := keys.Load(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	var stderr bytes.Buffer
+	if err := bootstrapKeys(context.Background(), keys, "", &stderr, log); err != nil {
+		t.Fatal(err)
+	}
+	printed := regexp.MustCompile(`rk_[a-z2-7]{52}`).FindAllString(stderr.String(), -1)
+	if len(printed) != 1 {
+		t.Fatalf("printed %q", stderr.String())
+	}
+	if p, err := keys.Authenticate(context.Background(), printed[0]); err != nil || p.Role != engine.RoleAdmin || p.Name != "bootstrap" {
+		t.Errorf("printed key = %+v, %v", p, err)
+	}
+	stderr.Reset()
+	const mine = "rk_operator_chosen_key_000000000000000000000"
+	if err := bootstrapKeys(context.Background(), keys, mine, &stderr, log); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "rk_") {
+		t.Errorf("second start printed a key: %q", stderr.String())
+	}
+	if p, err := keys.Authenticate(context.Background(), mine); err != nil || p.Role != engine.RoleAdmin {
+		t.Errorf("RISK_ADMIN_KEY = %+v, %v", p, err)
+	}
+	if err := bootstrapKeys(context.Background(), keys, "short", &stderr, log); err == nil {
+		t.Error("a short RISK_ADMIN_KEY was accepted")
+	}
+}
+
+// Routes: every route of the service as main wires it has a role.
+
+// allRoles are the roles of API keys, admin last.
+var allRoles = []engine.Role{engine.RoleGateway, engine.RoleAnalyst, engine.RoleAuditor, engine.RoleMetrics, engine.RoleAdmin}
+
+// rolePolicy is the role map of docs/security.md: which roles besides
+// admin may call a route, or open for routes that need no key. Routes
+// added later fall under the general rules at the end, so a new route is
+// checked without touching this test; a route meant to differ needs a line
+// here, which is the review of its roles.
+func rolePolicy(method, path string) (roles []engine.Role, open bool) {
+	var (
+		gateway   = engine.RoleGateway
+		analyst   = engine.RoleAnalyst
+		auditor   = engine.RoleAuditor
+		adminOnly []engine.Role
+	)
+	switch {
+	case path == "/healthz" || path == "/readyz":
+		return nil, true
+	case path == "/metrics":
+		return []engine.Role{engine.RoleMetrics}, false
+	case strings.HasPrefix(path, "/debug/"), strings.HasPrefix(path, "/admin/keys"), path == "/admin/backup":
+		return adminOnly, false
+	case method == http.MethodPost && path == "/v1/decisions":
+		return []engine.Role{gateway}, false
+	case method == http.MethodPost && strings.HasSuffix(path, "/feedback"):
+		return []engine.Role{gateway, analyst}, false
+	case strings.HasPrefix(path, "/v1/") && method == http.MethodGet:
+		return []engine.Role{analyst, auditor}, false
+	case strings.HasPrefix(path, "/admin/backtests"):
+		return []engine.Role{analyst}, false
+	case strings.HasPrefix(path, "/admin/") && method == http.MethodGet:
+		return []engine.Role{analyst, auditor}, false
+	case strings.HasPrefix(path, "/admin/"):
+		return []engine.Role{analyst}, false
+	}
+	return adminOnly, false
+}
+
+var pathParam = regexp.MustCompile(`:[^/]+|\*`)
+
+// TestEveryRouteHasARole probes every route of the service as main wires
+// it (server.Routes, so routes added later are covered): no key and an
+// unknown key are 401, a key of a role outside rolePolicy is 403, a key of
+// a role inside it (and an admin key) gets through.
+func TestEveryRouteHasARole(t *testing.T) {
+	dir := t.TempDir()
+	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Dev, c.AdminKey = false, ""
+	log := slog.New(slog.DiscardHandler)
+	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
+	ctx := context.Background()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	app, err := wire(ctx, c, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
+	keys := map[engine.Role]string{}
+	for _, role := range allRoles {
+		_, secret, err := app.keys.Create(ctx, "probe-"+string(role), role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[role] = secret
+	}
+	ts := httptest.NewServer(app.server.Handler())
+	t.Cleanup(ts.Close)
+	call := func(method, path, key string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	routes := app.server.Routes()
+	seen := 0
+	for _, r := range routes {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		seen++
+		path := pathParam.ReplaceAllString(r.Path, "x")
+		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
+			want, open := rolePolicy(r.Method, r.Path)
+			if open {
+				if code := call(r.Method, path, ""); code != http.StatusOK {
+					t.Errorf("open route without a key = %d, want 200", code)
+				}
+				return
+			}
+			for _, key := range []string{"", "rk_unknownkey0000000000000000000000000000000000000000"} {
+				if code := call(r.Method, path, key); code != http.StatusUnauthorized {
+					t.Errorf("key %q = %d, want 401", key, code)
+				}
+			}
+			for _, role := range allRoles {
+				code := call(r.Method, path, keys[role])
+				allowed := role == engine.RoleAdmin || slices.Contains(want, role)
+				switch {
+				case allowed && (code == http.StatusUnauthorized || code == http.StatusForbidden):
+					t.Errorf("%s key = %d, want it through (role map: %v and admin)", role, code, want)
+				case !allowed && code != http.StatusForbidden:
+					t.Errorf("%s key = %d, want 403 (role map: %v and admin)", role, code, want)
+				}
+			}
+		})
+	}
+	// The service has at least the routes of this issue.
+	for _, must := range []string{"POST /v1/decisions", "GET /metrics", "GET /debug/pprof/*", "POST /admin/keys", "GET /admin/keys", "DELETE /admin/keys/:id", "GET /admin/backup"} {
+		if !slices.ContainsFunc(routes, func(r *echo.Route) bool { return r.Method+" "+r.Path == must }) {
+			t.Errorf("route %s is not registered", must)
+		}
+	}
+	t.Logf("%d routes checked", seen)
+}
+
+// Operations: the built binary under SIGTERM, backup and restore.
 
 const testAdminKey = "rk_test_admin_key_for_the_operations_test_0001"
 
