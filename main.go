@@ -120,7 +120,8 @@ type config struct {
 }
 
 // parseConfig parses the serve flags, with the environment variables as
-// their defaults, and validates the result.
+// their defaults, and validates the result. A set environment variable that
+// does not parse is an error naming it and its value (see envVars).
 func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("risk", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -131,25 +132,32 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			"       risk replay --help       offline replay of a payments file\n\nFlags (environment variable in brackets):\n")
 		fs.PrintDefaults()
 	}
-	var c config
+	var (
+		c  config
+		ev envVars
+	)
 	fs.StringVar(&c.Addr, "addr", env("RISK_ADDR", defaultAddr), "listen address [RISK_ADDR]")
 	fs.StringVar(&c.DataDir, "data", env("RISK_DATA_DIR", defaultDataDir), "data directory for Badger [RISK_DATA_DIR]")
 	fs.StringVar(&c.RulesFile, "rules", env("RISK_RULES", ""), "rule set YAML file published at start; empty keeps the live version, or the bundled sample on first start [RISK_RULES]")
 	fs.StringVar(&c.FeaturesFile, "features", env("RISK_FEATURES", ""), "feature definitions YAML file applied at start; empty keeps the stored ones, or the bundled sample on first start [RISK_FEATURES]")
-	fs.BoolVar(&c.SyncWrites, "sync-writes", envBool("RISK_SYNC_WRITES", false), "fsync every decision before answering (survives power loss, slower) [RISK_SYNC_WRITES]")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", envDuration("RISK_FLUSH_INTERVAL", features.DefaultFlushInterval), "how often feature windows are written to Badger [RISK_FLUSH_INTERVAL]")
-	fs.IntVar(&c.CacheEntries, "cache-entries", envInt("RISK_CACHE_ENTRIES", features.DefaultCacheEntries), "entity windows kept in memory [RISK_CACHE_ENTRIES]")
-	fs.DurationVar(&c.Retention, "retention", envDuration("RISK_RETENTION", features.DefaultRetention), "how long decision records are kept [RISK_RETENTION]")
-	fs.DurationVar(&c.Budget, "budget", envDuration("RISK_BUDGET", engine.DefaultBudget), "time budget of one decision; past it the decision is degraded [RISK_BUDGET]")
+	fs.BoolVar(&c.SyncWrites, "sync-writes", ev.Bool("RISK_SYNC_WRITES", false), "fsync every decision before answering (survives power loss, slower) [RISK_SYNC_WRITES]")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", ev.Duration("RISK_FLUSH_INTERVAL", features.DefaultFlushInterval), "how often feature windows are written to Badger [RISK_FLUSH_INTERVAL]")
+	fs.IntVar(&c.CacheEntries, "cache-entries", ev.Int("RISK_CACHE_ENTRIES", features.DefaultCacheEntries), "entity windows kept in memory [RISK_CACHE_ENTRIES]")
+	fs.DurationVar(&c.Retention, "retention", ev.Duration("RISK_RETENTION", features.DefaultRetention), "how long decision records are kept [RISK_RETENTION]")
+	fs.DurationVar(&c.Budget, "budget", ev.Duration("RISK_BUDGET", engine.DefaultBudget), "time budget of one decision; past it the decision is degraded [RISK_BUDGET]")
 	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
 	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
 	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
 	fs.StringVar(&c.AdminKey, "admin-key", env("RISK_ADMIN_KEY", ""), "admin API key ensured at start (at least 32 characters, see `risk keys generate`); prefer the environment variable [RISK_ADMIN_KEY]")
-	fs.BoolVar(&c.Dev, "dev", envBool("RISK_DEV", false), "DEVELOPMENT ONLY: no authentication, every request is an admin; refused unless --addr is a loopback address [RISK_DEV]")
+	fs.BoolVar(&c.Dev, "dev", ev.Bool("RISK_DEV", false), "DEVELOPMENT ONLY: no authentication, every request is an admin; refused unless --addr is a loopback address [RISK_DEV]")
 	fs.StringVar(&c.FallbackMerchants, "fallback-merchant", env("RISK_FALLBACK_MERCHANT", ""), "per-merchant fallback overriding --fallback, e.g. m_1=deny,m_2=allow [RISK_FALLBACK_MERCHANT]")
-	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
-	fs.IntVar(&c.RateBurst, "rate-burst", envInt("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
+	fs.Float64Var(&c.RateLimit, "rate-limit", ev.Float("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
+	fs.IntVar(&c.RateBurst, "rate-burst", ev.Int("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	// After the flags, so that --help works whatever the environment.
+	if err := ev.Err(); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -226,41 +234,65 @@ func env(name, def string) string {
 	return def
 }
 
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err == nil {
-			return b
-		}
-	}
-	return def
+// envVars reads the typed environment variables behind the serve flags.
+// A variable that is set but does not parse is kept as an error rather
+// than replaced by its default, so that a typo in a deployment
+// (RISK_BUDGET=50) stops the start like a malformed flag instead of
+// running on a value nobody chose; this holds even when the flag is also
+// given. Values are trimmed of spaces, then parsed as the flag package
+// parses the flag. The zero value is ready to use.
+type envVars struct {
+	errs []error
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
+// Bool is name as a boolean (1, t, true, 0, f, false in any case), or def
+// when name is not set.
+func (e *envVars) Bool(name string, def bool) bool {
+	return envParse(e, name, def, strconv.ParseBool, "true or false")
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
+// Int is name as an integer in Go syntax, as the flag package reads one
+// (0x10 is 16, and 010 is 8), or def when name is not set.
+func (e *envVars) Int(name string, def int) int {
+	return envParse(e, name, def, func(s string) (int, error) {
+		n, err := strconv.ParseInt(s, 0, strconv.IntSize)
+		return int(n), err
+	}, "an integer")
 }
 
-func envFloat(name string, def float64) float64 {
-	if v, ok := os.LookupEnv(name); ok {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-			return f
-		}
+// Duration is name as a Go duration such as 50ms or 2h, or def when name
+// is not set.
+func (e *envVars) Duration(name string, def time.Duration) time.Duration {
+	return envParse(e, name, def, time.ParseDuration, "a duration such as 50ms, 2s or 4320h")
+}
+
+// Float is name as a decimal number, or def when name is not set.
+func (e *envVars) Float(name string, def float64) float64 {
+	return envParse(e, name, def, func(s string) (float64, error) {
+		return strconv.ParseFloat(s, 64)
+	}, "a number")
+}
+
+// Err is every variable read so far that did not parse, one per line, or
+// nil.
+func (e *envVars) Err() error {
+	return errors.Join(e.errs...)
+}
+
+// envParse is the variable name parsed by parse, or def when it is not set.
+// A value that does not parse is recorded in e, naming the variable, the
+// value and want, and def is returned.
+func envParse[T any](e *envVars, name string, def T, parse func(string) (T, error), want string) T {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
 	}
-	return def
+	x, err := parse(strings.TrimSpace(v))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s %q: want %s", name, v, want))
+		return def
+	}
+	return x
 }
 
 // Serving

@@ -71,6 +71,92 @@ func TestFallbackMerchantFlag(t *testing.T) {
 	}
 }
 
+// TestMalformedEnvIsAnError: a typed environment variable that is set but
+// does not parse stops the start with an error naming the variable and the
+// value; it is never silently replaced by its default.
+func TestMalformedEnvIsAnError(t *testing.T) {
+	tests := []struct {
+		name, value string
+	}{
+		{"RISK_BUDGET", "abc"},
+		{"RISK_BUDGET", "50"}, // a duration needs its unit
+		{"RISK_BUDGET", ""},
+		{"RISK_FLUSH_INTERVAL", "soon"},
+		{"RISK_RETENTION", "180d"},
+		{"RISK_CACHE_ENTRIES", "200k"},
+		{"RISK_CACHE_ENTRIES", "1.5"},
+		{"RISK_RATE_BURST", "ten"},
+		{"RISK_RATE_LIMIT", "fast"},
+		{"RISK_SYNC_WRITES", "yes"},
+		{"RISK_DEV", "on"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			t.Setenv(tt.name, tt.value)
+			_, err := parseConfig([]string{"--data", t.TempDir()}, io.Discard)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tt.name, tt.value)
+			}
+			if want := fmt.Sprintf("%s %q: want ", tt.name, tt.value); !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("err = %q, want it to start with %q", err, want)
+			}
+			// As a bad flag does, even when the flag overrides it.
+			if _, err := parseConfig([]string{"--data", t.TempDir(), "--budget", "75ms", "--cache-entries", "10", "--rate-burst", "1", "--rate-limit", "1", "--sync-writes", "--dev=false"}, io.Discard); err == nil {
+				t.Errorf("%s=%q accepted beside its flag", tt.name, tt.value)
+			}
+		})
+	}
+
+	t.Run("every bad variable is named", func(t *testing.T) {
+		t.Setenv("RISK_BUDGET", "abc")
+		t.Setenv("RISK_RATE_LIMIT", "fast")
+		_, err := parseConfig(nil, io.Discard)
+		got := fmt.Sprint(err)
+		for _, want := range []string{`RISK_BUDGET "abc"`, `RISK_RATE_LIMIT "fast"`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("err = %q, want it to contain %q", got, want)
+			}
+		}
+	})
+
+	t.Run("run exits 1 with the message on stderr", func(t *testing.T) {
+		t.Setenv("RISK_BUDGET", "abc")
+		var stdout, stderr bytes.Buffer
+		// --log-level bogus makes serve return right after parseConfig
+		// should the check regress, so this cannot hang serving.
+		code := run([]string{"--data", t.TempDir(), "--addr", "127.0.0.1:0", "--log-level", "bogus"}, &stdout, &stderr)
+		if want := "risk: RISK_BUDGET \"abc\": want a duration"; code != 1 || !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("exit %d, stderr %q; want exit 1 and stderr starting with %q", code, stderr.String(), want)
+		}
+	})
+
+	t.Run("--help works whatever the environment", func(t *testing.T) {
+		t.Setenv("RISK_BUDGET", "abc")
+		if code := run([]string{"--help"}, io.Discard, io.Discard); code != 0 {
+			t.Errorf("risk --help = exit %d, want 0", code)
+		}
+	})
+}
+
+// TestEnvSetsDefaults: well-formed variables are the flags' defaults, with
+// spaces around the value ignored, and a flag given still wins.
+func TestEnvSetsDefaults(t *testing.T) {
+	t.Setenv("RISK_BUDGET", " 75ms\n")
+	t.Setenv("RISK_CACHE_ENTRIES", "1000")
+	t.Setenv("RISK_RATE_LIMIT", "2.5")
+	t.Setenv("RISK_RATE_BURST", "0x10")
+	t.Setenv("RISK_SYNC_WRITES", "TRUE")
+	c, err := parseConfig([]string{"--data", t.TempDir(), "--cache-entries", "7"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.Budget, c.CacheEntries, c.RateLimit, c.RateBurst, c.SyncWrites}
+	want := []any{75 * time.Millisecond, 7, 2.5, 16, true}
+	if !slices.Equal(got, want) {
+		t.Errorf("Budget, CacheEntries, RateLimit, RateBurst, SyncWrites = %v, want %v", got, want)
+	}
+}
+
 // TestBootstrapKeys: without RISK_ADMIN_KEY a first start generates an
 // admin key and prints it once; later starts print nothing.
 func TestBootstrapKeys(t *testing.T) {
