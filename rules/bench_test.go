@@ -28,7 +28,9 @@ var benchExprs = []string{
 
 type benchLists struct{}
 
-func (benchLists) Contains(list, value string) bool { return list == "blocked_cards" && value == "fp_bad" }
+func (benchLists) Contains(list, value string) bool {
+	return list == "blocked_cards" && value == "fp_bad"
+}
 
 // BenchmarkEvaluate is rule evaluation alone (env building and every rule
 // of the set) for one payment, at the rule-set sizes of issue 8.
