@@ -129,7 +129,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprint(stderr, "Usage: risk [flags]            serve the engine\n"+
 			"       risk rules validate FILE check a rule set file\n"+
 			"       risk loadgen --help      load generator\n"+
-			"       risk replay --help       offline replay of a payments file\n\nFlags (environment variable in brackets):\n")
+			"       risk replay --help       offline replay of a payments file\n"+
+			"       risk backup --help       online or offline backup\n"+
+			"       risk restore --help      restore a backup into a new data directory\n"+
+			"       risk keys generate       print a new random API key\n\nFlags (environment variable in brackets):\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -148,7 +151,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
 	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
 	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
-	fs.StringVar(&c.AdminKey, "admin-key", env("RISK_ADMIN_KEY", ""), "admin API key ensured at start (at least 32 characters, see `risk keys generate`); prefer the environment variable [RISK_ADMIN_KEY]")
+	fs.StringVar(&c.AdminKey, "admin-key", env("RISK_ADMIN_KEY", ""), "admin API key ensured at start (at least 32 characters, see: risk keys generate); prefer the environment variable [RISK_ADMIN_KEY]")
 	fs.BoolVar(&c.Dev, "dev", ev.Bool("RISK_DEV", false), "DEVELOPMENT ONLY: no authentication, every request is an admin; refused unless --addr is a loopback address [RISK_DEV]")
 	fs.StringVar(&c.FallbackMerchants, "fallback-merchant", env("RISK_FALLBACK_MERCHANT", ""), "per-merchant fallback overriding --fallback, e.g. m_1=deny,m_2=allow [RISK_FALLBACK_MERCHANT]")
 	fs.Float64Var(&c.RateLimit, "rate-limit", ev.Float("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
@@ -704,22 +707,25 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("risk backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to write the backup to (required)")
-	target := fs.String("target", env("RISK_TARGET", ""), "base URL of a running server to back up online, e.g. http://127.0.0.1:8080 [RISK_TARGET]")
-	key := fs.String("key", env("RISK_API_KEY", ""), "admin API key for --target; prefer the environment variable [RISK_API_KEY]")
+	target := fs.String("target", env("RISK_TARGET", ""), "base URL of a running server to back up online; without --target and --data, the server at RISK_ADDR on this machine (default http://127.0.0.1:8080) [RISK_TARGET]")
+	key := fs.String("key", env("RISK_API_KEY", env("RISK_ADMIN_KEY", "")), "admin API key for --target; prefer the environment variable [RISK_API_KEY, else RISK_ADMIN_KEY]")
 	dir := fs.String("data", "", "data directory of a stopped server to back up offline")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: risk backup --out FILE --target URL   online, from a running server (admin key)\n"+
+		fmt.Fprint(stderr, "Usage: risk backup --out FILE [--target URL]  online, from a running server (admin key)\n"+
 			"       risk backup --out FILE --data DIR     offline, from a stopped server's data directory\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *target == "" && *dir == "" {
+		*target = localURL(env("RISK_ADDR", ":8080"))
+	}
 	switch {
 	case *out == "":
 		return errors.New("backup: --out is required")
-	case (*target == "") == (*dir == ""):
-		return errors.New("backup: give exactly one of --target (online) and --data (offline)")
+	case *target != "" && *dir != "":
+		return errors.New("backup: give one of --target (online) and --data (offline), not both")
 	case fs.NArg() > 0:
 		return fmt.Errorf("backup: unexpected argument %q", fs.Arg(0))
 	}
@@ -759,6 +765,18 @@ func backupCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// localURL is the URL of a server listening on addr on this machine.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // downloadBackup streams GET /admin/backup of target into w.
 func downloadBackup(ctx context.Context, target, key string, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(target, "/")+"/admin/backup", nil)
@@ -796,9 +814,9 @@ func dirOf(path string) string {
 func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("risk restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("data", "", "new data directory to restore into; it must not exist or be empty (required)")
+	dir := fs.String("data", env("RISK_DATA_DIR", "./data"), "new data directory to restore into; it must not exist or be empty [RISK_DATA_DIR]")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: risk restore --data DIR FILE\n\n")
+		fmt.Fprint(stderr, "Usage: risk restore [--data DIR] FILE\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -806,7 +824,7 @@ func restoreCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	if *dir == "" || fs.NArg() != 1 {
 		fs.Usage()
-		return errors.New("restore: want --data DIR and one backup FILE")
+		return errors.New("restore: want one backup FILE (and --data DIR)")
 	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
