@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,114 +25,28 @@ type Event struct {
 	Line    int
 }
 
-// eventJSON mirrors the server's request shape (server/payment.go), plus
-// label. It is a copy rather than an import: admin must not depend on
-// server. Unknown fields are refused at every level but attributes.
-type eventJSON struct {
-	TransactionID string          `json:"transaction_id"`
-	OccurredAt    string          `json:"occurred_at"`
-	Amount        json.RawMessage `json:"amount"`
-	Currency      string          `json:"currency"`
-	Account       struct {
-		ID        string `json:"id"`
-		Email     string `json:"email"`
-		CreatedAt string `json:"created_at"`
-		Country   string `json:"country"`
-	} `json:"account"`
-	Card struct {
-		Fingerprint string `json:"fingerprint"`
-		BIN         string `json:"bin"`
-		Country     string `json:"country"`
-	} `json:"card"`
-	Device struct {
-		ID        string `json:"id"`
-		IP        string `json:"ip"`
-		IPCountry string `json:"ip_country"`
-	} `json:"device"`
-	Merchant struct {
-		ID      string `json:"id"`
-		MCC     string `json:"mcc"`
-		Country string `json:"country"`
-	} `json:"merchant"`
-	Attributes map[string]any `json:"attributes"`
-	Label      string         `json:"label"`
-}
-
-// DecodeEvent parses one event. Errors are *engine.FieldError naming the
-// field at fault. Offline, occurred_at is required (it orders the replay),
-// and the payment must pass the same validation as a live request, card
-// number check included.
+// DecodeEvent parses one event: a payment decoded as the server decodes a
+// request (engine.DecodeLabelledPayment: the same fields, errors and card
+// number check), plus an optional label. Errors are *engine.FieldError
+// naming the field at fault. Offline, occurred_at is required (it orders
+// the replay), and the payment must pass the same validation as a live
+// request, made at its own time.
 func DecodeEvent(data []byte) (Event, error) {
-	var w eventJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Event{}, decodeError(err)
-	}
-	if dec.More() {
-		return Event{}, engine.Invalid("", "invalid_json", "a line must hold exactly one JSON object")
-	}
-	p := engine.Payment{
-		TransactionID: w.TransactionID,
-		Currency:      w.Currency,
-		Account:       engine.Account{ID: w.Account.ID, Email: w.Account.Email, Country: w.Account.Country},
-		Card:          engine.Card{Fingerprint: w.Card.Fingerprint, BIN: w.Card.BIN, Country: w.Card.Country},
-		Device:        engine.Device{ID: w.Device.ID, IP: w.Device.IP, IPCountry: w.Device.IPCountry},
-		Merchant:      engine.Merchant{ID: w.Merchant.ID, MCC: w.Merchant.MCC, Country: w.Merchant.Country},
-	}
-	if err := checkPAN(&p, w.OccurredAt, w.Account.CreatedAt, string(w.Amount)); err != nil {
+	p, label, err := engine.DecodeLabelledPayment(data)
+	if err != nil {
 		return Event{}, err
 	}
-	amount, err := strconv.ParseInt(string(w.Amount), 10, 64)
-	if err != nil {
-		if len(w.Amount) == 0 || string(w.Amount) == "null" {
-			return Event{}, engine.Invalid("amount", "required", "amount is required")
-		}
-		return Event{}, engine.Invalid("amount", "invalid_amount", "amount must be a positive integer in minor units")
-	}
-	p.Amount = amount
-	if w.OccurredAt == "" {
+	if p.OccurredAt.IsZero() {
 		return Event{}, engine.Invalid("occurred_at", "required", "occurred_at is required offline: it orders the replay")
 	}
-	if p.OccurredAt, err = parseTime("occurred_at", w.OccurredAt); err != nil {
-		return Event{}, err
-	}
-	if p.Account.CreatedAt, err = parseTime("account.created_at", w.Account.CreatedAt); err != nil {
-		return Event{}, err
-	}
-	if len(w.Attributes) > 0 {
-		p.Attributes = make(map[string]any, len(w.Attributes))
-		for k, v := range w.Attributes {
-			switch v := v.(type) {
-			case json.Number:
-				f, err := v.Float64()
-				if err != nil {
-					return Event{}, engine.Invalid("attributes."+k, "invalid_number", "number out of range")
-				}
-				p.Attributes[k] = f
-			case string:
-				if engine.LooksLikePAN(v) {
-					return Event{}, panError("attributes." + k)
-				}
-				p.Attributes[k] = v
-			case bool:
-				p.Attributes[k] = v
-			case nil:
-			default:
-				return Event{}, engine.Invalid("attributes."+k, "invalid_type", "attributes hold strings, numbers and booleans only")
-			}
-		}
-	}
-	// The payment is validated at its own time: offline, "now" is when it
-	// happened.
+	// Offline, "now" is when the payment happened.
 	if err := p.Validate(p.OccurredAt); err != nil {
 		return Event{}, err
 	}
-	if w.Label != "" && !engine.ValidLabel(w.Label) {
+	if label != "" && !engine.ValidLabel(label) {
 		return Event{}, engine.Invalid("label", "invalid_label", "label must be fraud, chargeback, legit, challenge_passed or challenge_failed")
 	}
-	return Event{Payment: p, Label: w.Label}, nil
+	return Event{Payment: p, Label: label}, nil
 }
 
 // ReadEvents reads one event per line (blank lines are skipped). An error
@@ -169,6 +82,10 @@ func ReadEvents(r io.Reader) ([]Event, error) {
 	return out, nil
 }
 
+// parseTime and decodeError serve the backtest request (request.go): an
+// event is decoded by engine.DecodeLabelledPayment.
+
+// parseTime parses an RFC 3339 time given in field; "" is the zero time.
 func parseTime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -178,29 +95,6 @@ func parseTime(field, s string) (time.Time, error) {
 		return time.Time{}, engine.Invalid(field, "invalid_time", field+" must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
 	}
 	return t.UTC(), nil
-}
-
-// checkPAN refuses any field that could be a card number, as the server
-// does: an events file must not carry one either.
-func checkPAN(p *engine.Payment, occurredAt, createdAt, amount string) error {
-	for _, f := range []struct{ name, value string }{
-		{"transaction_id", p.TransactionID}, {"amount", amount}, {"currency", p.Currency}, {"occurred_at", occurredAt},
-		{"account.id", p.Account.ID}, {"account.email", p.Account.Email}, {"account.country", p.Account.Country},
-		{"account.created_at", createdAt},
-		{"card.fingerprint", p.Card.Fingerprint}, {"card.bin", p.Card.BIN}, {"card.country", p.Card.Country},
-		{"device.id", p.Device.ID}, {"device.ip", p.Device.IP}, {"device.ip_country", p.Device.IPCountry},
-		{"merchant.id", p.Merchant.ID}, {"merchant.mcc", p.Merchant.MCC}, {"merchant.country", p.Merchant.Country},
-	} {
-		if engine.LooksLikePAN(f.value) {
-			return panError(f.name)
-		}
-	}
-	return nil
-}
-
-func panError(field string) error {
-	return engine.Invalid(field, "card_number_refused",
-		"this field looks like a card number; use the card's fingerprint or token, never its number")
 }
 
 // decodeError turns a JSON decoding error into a field error. The JSON

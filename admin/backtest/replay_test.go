@@ -171,12 +171,17 @@ func TestReplayBadInput(t *testing.T) {
 	}{
 		{"unknown field", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","amout":2}`, `line 1: amout: unknown field "amout"`},
 		{"no time", `{"transaction_id":"1","amount":1,"currency":"USD"}`, "line 1: occurred_at: occurred_at is required offline: it orders the replay"},
-		{"bad amount", "\n" + `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":"1","currency":"USD"}`, "line 2: amount: amount must be a positive integer in minor units"},
+		{"string amount", "\n" + `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":"1","currency":"USD"}`, "line 2: amount: amount must be an integer in minor units, not a JSON string or other value"},
+		{"bad amount", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1.5,"currency":"USD"}`, "line 1: amount: amount must be a positive integer in minor units"},
+		{"wrong type", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","card":{"country":1}}`, "line 1: card.country: card.country must be string, not a JSON number"},
 		{"bad label", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","label":"bad"}`, "line 1: label: label must be fraud, chargeback, legit, challenge_passed or challenge_failed"},
-		{"card number", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","card":{"fingerprint":"4111 1111 1111 1111"}}`, "line 1: card.fingerprint: this field looks like a card number; use the card's fingerprint or token, never its number"},
+		{"card number", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","card":{"fingerprint":"4111 1111 1111 1111"}}`, "line 1: card.fingerprint: this field looks like a card number; send the card's fingerprint or token, never its number"},
+		{"card number in a numeric attribute", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","attributes":{"ref":4.111111111111111e15}}`, "line 1: attributes.ref: this field looks like a card number; send the card's fingerprint or token, never its number"},
+		{"card number as a field name", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD","4111111111111111":1}`, "line 1: this field looks like a card number; send the card's fingerprint or token, never its number"},
 		{"duplicate", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD"}
 {"transaction_id":"1","occurred_at":"2026-10-01T10:01:00Z","amount":1,"currency":"USD"}`, `line 2: transaction_id: transaction_id "1" was already used on line 1`},
-		{"not json", `{"transaction_id":`, "line 1: not valid JSON"},
+		{"not json", `{"transaction_id":`, "line 1: the body is not valid JSON"},
+		{"two objects", `{"transaction_id":"1","occurred_at":"2026-10-01T10:00:00Z","amount":1,"currency":"USD"} {}`, "line 1: the body must hold exactly one JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
