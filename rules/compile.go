@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +26,18 @@ type compiler struct {
 	names     []string // every valid dotted name, for suggestions
 	functions []expr.Option
 	fnNames   map[string]bool
+	// flat is set when the types declare the dotted names of flattened
+	// roots; programs are then patched to read them (see flattener).
+	flat bool
 }
 
 func newCompiler(t types.Map, lists Lists) *compiler {
 	c := &compiler{types: t, fnNames: map[string]bool{}}
 	for k, v := range t {
+		if strings.Contains(k, ".") {
+			c.flat = true // a dotted name of a flattened root, listed below
+			continue
+		}
 		c.names = append(c.names, k)
 		if m, ok := v.(types.Map); ok {
 			for f := range m {
@@ -127,6 +135,9 @@ func (c *compiler) compile(src string) (*vm.Program, []*Error) {
 		return nil, errs
 	}
 	opts := append([]expr.Option{expr.Env(c.types), expr.AsBool(), expr.MaxNodes(MaxNodes)}, c.functions...)
+	if c.flat {
+		opts = append(opts, expr.Patch(flattener{}))
+	}
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, []*Error{positioned(err, src)}

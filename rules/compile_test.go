@@ -3,6 +3,7 @@ package rules_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,61 @@ func TestParseFileRejectsUnknownKeys(t *testing.T) {
 	_, err := rules.ParseFile([]byte("challenge_threshold: 1\nrulez: []\n"))
 	if err == nil || !strings.Contains(err.Error(), "rulez") {
 		t.Errorf("err = %v, want one naming rulez", err)
+	}
+}
+
+// TestFlattenedAndNestedAgree: rule programs read fields of account, card,
+// device, merchant, features and limits by their dotted names; the forms
+// that keep the nested path (optional chaining, a computed key, the root
+// map itself) must see the same values.
+func TestFlattenedAndNestedAgree(t *testing.T) {
+	env := rules.Env{Features: []string{"card_attempts_1h", "unset_feature"}}
+	exprs := []string{
+		`card.country == "GB"`, `card?.country == "GB"`, `card["coun" + "try"] == "GB"`, `card["country"] == "GB"`,
+		`account.age_days > 300`, `account?.age_days > 300`,
+		`features.card_attempts_1h == 3`, `features?.card_attempts_1h == 3`, `features["card_" + "attempts_1h"] == 3`,
+		`features.unset_feature == 0`, `features?.unset_feature == 0`,
+		`limits.single_max == 5000`, `limits?.single_max == 5000`, `limits.trust > 1.4`,
+		`merchant.mcc == "5999"`, `"mcc" in merchant`, `len(card) > 2`,
+		`device.ip_country != card.country`, `attributes.channel == "web"`,
+	}
+	var spec rules.Spec
+	for i, src := range exprs {
+		spec.Rules = append(spec.Rules, rules.Rule{ID: fmt.Sprintf("r%d", i), Expression: src, Action: engine.ActionScore, Score: 1})
+	}
+	set, err := rules.Compile(spec, env, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	p := engine.Payment{
+		TransactionID: "tx", Amount: 100, Currency: "USD", OccurredAt: now,
+		Account:    engine.Account{ID: "acc", CreatedAt: now.Add(-400 * 24 * time.Hour)},
+		Card:       engine.Card{Fingerprint: "fp", BIN: "411111", Country: "GB"},
+		Device:     engine.Device{IPCountry: "FR"},
+		Merchant:   engine.Merchant{MCC: "5999"},
+		Attributes: map[string]any{"channel": "web"},
+	}
+	in := engine.Input{
+		Payment:  &p,
+		Features: []engine.FeatureValue{{Name: "card_attempts_1h", Value: 3}},
+		Limits:   &engine.Limits{SingleMax: 5000, Trust: 1.5},
+		Now:      now,
+	}
+	// Evaluate twice through the pooled environment: the second run must
+	// not see values left by the first.
+	for round := range 2 {
+		for i, r := range set.Evaluate(context.Background(), &in, nil) {
+			if !r.Matched || r.Error != "" {
+				t.Errorf("round %d: %s = matched %v, error %q; want matched", round, exprs[i], r.Matched, r.Error)
+			}
+		}
+	}
+	p.Card.Country = "US"
+	in.Features = nil
+	for i, r := range set.Evaluate(context.Background(), &in, nil) {
+		if want := !strings.Contains(exprs[i], "GB") && !strings.Contains(exprs[i], "== 3"); r.Matched != want {
+			t.Errorf("after change: %s = %v, want %v", exprs[i], r.Matched, want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type Set struct {
 	thresholds engine.Thresholds
 	compiled   []compiledRule
 	features   []string
+	keys       featureKeys
 	vms        sync.Pool
 }
 
@@ -51,6 +52,7 @@ func Compile(spec Spec, env Env, version int64) (*Set, error) {
 		version:    version,
 		thresholds: engine.Thresholds{Challenge: spec.ChallengeThreshold, Deny: spec.DenyThreshold},
 		features:   env.Features,
+		keys:       newFeatureKeys(env.Features),
 	}
 	s.spec = Spec{ChallengeThreshold: spec.ChallengeThreshold, DenyThreshold: spec.DenyThreshold, Rules: make([]Rule, len(spec.Rules))}
 	seen := make(map[string]bool, len(spec.Rules))
@@ -122,7 +124,7 @@ func (s *Set) Features() []string { return s.features }
 func (s *Set) Evaluate(ctx context.Context, in *engine.Input, dst []engine.RuleResult) []engine.RuleResult {
 	e := envPool.Get().(*env)
 	defer e.release()
-	e.fill(in, s.features)
+	e.fill(in, s.keys)
 	machine := s.vms.Get().(*vm.VM)
 	defer s.vms.Put(machine)
 	dst = slices.Grow(dst, len(s.compiled))
