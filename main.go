@@ -191,6 +191,9 @@ func (c config) validate() error {
 		return fmt.Errorf("--limits-entity %q: want account, card or account_merchant", c.LimitsEntity)
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
+	case c.AdminKey != "" && (len(c.AdminKey) < admin.MinKeyLen || len(c.AdminKey) > admin.MaxKeyLen):
+		// Checked before anything is opened, so a refused start leaves no data directory behind.
+		return fmt.Errorf("RISK_ADMIN_KEY/--admin-key must hold %d to %d characters; generate one with: risk keys generate", admin.MinKeyLen, admin.MaxKeyLen)
 	}
 	return nil
 }

@@ -647,3 +647,20 @@ func runCLI(bin, env string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestRefusedStartCreatesNothing: a start refused for its configuration
+// (here a short admin key) exits 1 before opening the data directory.
+func TestRefusedStartCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("RISK_ADMIN_KEY", "short")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--data", dir, "--addr", "127.0.0.1:0"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr %q", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "RISK_ADMIN_KEY") {
+		t.Errorf("stderr %q does not name RISK_ADMIN_KEY", stderr.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data directory exists after a refused start (stat: %v)", err)
+	}
+}

@@ -119,12 +119,39 @@ func decodeObject(body []byte, v any) error {
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return InvalidJSON(err)
+		ferr := InvalidJSON(err)
+		if fe, ok := ferr.(*FieldError); ok && fe.Code == "unknown_field" {
+			fe.Field = unknownFieldPath(body, fe.Field)
+			fe.Message = fmt.Sprintf("unknown field %q", fe.Field)
+		}
+		return ferr
 	}
 	if dec.More() {
 		return Invalid("", "invalid_json", "the body must hold exactly one JSON object")
 	}
 	return nil
+}
+
+// unknownFieldPath finds where the unknown field name sits in body, which
+// encoding/json does not say: the top level or one of its objects
+// ("device.ip_contry"). It runs only on the error path.
+func unknownFieldPath(body []byte, name string) string {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return name
+	}
+	if _, ok := top[name]; ok {
+		return name
+	}
+	for _, parent := range []string{"account", "card", "device", "merchant"} {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(top[parent], &obj) == nil {
+			if _, ok := obj[name]; ok {
+				return parent + "." + name
+			}
+		}
+	}
+	return name
 }
 
 // payment converts the decoded wire form, card number check first.

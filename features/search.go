@@ -1,6 +1,7 @@
 package features
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -47,6 +48,11 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 	}
 	if q.Cursor != "" {
 		c, err := base64.RawURLEncoding.DecodeString(q.Cursor)
+		// A cursor is the 8-byte inverted time and the id of the last
+		// decision of the previous page.
+		if err == nil && (len(c) <= 8 || !bytes.HasPrefix(c[8:], []byte("dec_"))) {
+			err = errors.New("not a cursor")
+		}
 		if err != nil {
 			return nil, "", engine.Invalid("cursor", "invalid_cursor", "cursor is not one this server issued")
 		}

@@ -314,7 +314,7 @@ func TestSearchQueries(t *testing.T) {
 	if len(page.Decisions) != 1 || page.Decisions[0].TransactionID != "s_3" {
 		t.Errorf("by transaction = %+v", page)
 	}
-	for _, q := range []string{"decision=maybe", "from=yesterday", "limit=0", "from=2026-11-22T10:00:00Z&to=2026-11-22T09:00:00Z"} {
+	for _, q := range []string{"decision=maybe", "from=yesterday", "limit=0", "from=2026-11-22T10:00:00Z&to=2026-11-22T09:00:00Z", "account_id=acc_s0&cursor=garbage", "cursor=AAAA", "cursor=!!!"} {
 		var e apiError
 		if code := s.do("GET", "/v1/decisions?"+q, nil, &e); code != http.StatusBadRequest || e.Field == "" {
 			t.Errorf("%s: %d %+v, want 400 with a field", q, code, e)

@@ -80,6 +80,8 @@ func TestSlowFeatureStoreDegrades(t *testing.T) {
 	m := scrape(t, e)
 	for _, want := range []string{
 		`risk_decisions_degraded_total{cause="features"} 3`,
+		`risk_decisions_degraded_total{cause="rules"} 0`, // once per decision, by first cause
+		`risk_decisions_degraded_total{cause="store"} 0`, // exported before the first event
 		`risk_decisions_fallback_total 2`,
 		`risk_decisions_total{outcome="deny"} 1`,
 	} {

@@ -34,7 +34,7 @@ func TestRequestLimits(t *testing.T) {
 		{"long attribute value", set(payment("t_val"), "attributes.channel", long), "too_long", "attributes.channel"},
 		{"long transaction id", payment(strings.Repeat("t", 129)), "too_long", "transaction_id"},
 		{"unknown top-level field", set(payment("t_unk"), "card_number", "x"), "unknown_field", "card_number"},
-		{"unknown nested field", set(payment("t_unk2"), "card.number", "x"), "unknown_field", "number"},
+		{"unknown nested field", set(payment("t_unk2"), "card.number", "x"), "unknown_field", "card.number"},
 		{"amount as a string", set(payment("t_str"), "amount", "12999"), "invalid_type", "amount"},
 		{"fractional amount", set(payment("t_frac"), "amount", 12.5), "invalid_amount", "amount"},
 		{"two JSON values", toJSON(payment("t_two")) + "{}", "invalid_json", ""},

@@ -73,7 +73,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		}, []string{"outcome"}),
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "risk_decisions_degraded_total",
-			Help: "Degraded decisions, by cause: features, limits, rules, store, panic, no_rules or other. A decision with two causes counts under both.",
+			Help: "Degraded decisions, by first cause: features, limits, rules, store, panic, no_rules or other. Each decision counts once.",
 		}, []string{"cause"}),
 		fallback: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "risk_decisions_fallback_total", Help: "Degraded decisions whose outcome was raised to the fallback.",
@@ -100,6 +100,9 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	for _, o := range []engine.Outcome{engine.Allow, engine.Challenge, engine.Deny} {
 		m.decisions.WithLabelValues(string(o))
 	}
+	for _, cause := range degradedCauses {
+		m.degraded.WithLabelValues(cause) // every cause exported from the start, at 0
+	}
 	m.reg.MustRegister(m.decisions, m.degraded, m.fallback, m.latency, m.ruleHits, m.ruleErrors, m.store,
 		m.httpRequests, m.httpLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,9 +128,7 @@ func (m *Metrics) ObserveDecision(rec *engine.Record, elapsed time.Duration) {
 	m.decisions.WithLabelValues(string(rec.Outcome)).Inc()
 	m.latency.Observe(elapsed.Seconds())
 	if rec.Degraded {
-		for _, cause := range degradedCauses(rec.DegradedCause) {
-			m.degraded.WithLabelValues(cause).Inc()
-		}
+		m.degraded.WithLabelValues(degradedCause(rec.DegradedCause)).Inc()
 		if rec.DeterminedBy == "fallback" {
 			m.fallback.Inc()
 		}
@@ -143,29 +144,29 @@ func (m *Metrics) ObserveDecision(rec *engine.Record, elapsed time.Duration) {
 	}
 }
 
-// degradedCauses maps the engine's cause text ("features: context deadline
-// exceeded; rules: ...") to a few stable label values.
-func degradedCauses(text string) []string {
-	var out []string
-	for part := range strings.SplitSeq(text, "; ") {
-		cause := "other"
-		switch {
-		case strings.HasPrefix(part, "features:"):
-			cause = "features"
-		case strings.HasPrefix(part, "limits:"):
-			cause = "limits"
-		case strings.HasPrefix(part, "rules:"):
-			cause = "rules"
-		case strings.HasPrefix(part, "decision store:"):
-			cause = "store"
-		case strings.HasPrefix(part, "panic:"):
-			cause = "panic"
-		case strings.HasPrefix(part, "no rule set"):
-			cause = "no_rules"
-		}
-		out = append(out, cause)
+// degradedCauses are the label values of risk_decisions_degraded_total.
+var degradedCauses = []string{"features", "limits", "rules", "store", "panic", "no_rules", "other"}
+
+// degradedCause maps the engine's cause text ("features: context deadline
+// exceeded; rules: ...") to the stable label of its first cause: a slow
+// feature store that also starves the rules is one features incident.
+func degradedCause(text string) string {
+	first, _, _ := strings.Cut(text, "; ")
+	switch {
+	case strings.HasPrefix(first, "features:"):
+		return "features"
+	case strings.HasPrefix(first, "limits:"):
+		return "limits"
+	case strings.HasPrefix(first, "rules:"):
+		return "rules"
+	case strings.HasPrefix(first, "decision store:"):
+		return "store"
+	case strings.HasPrefix(first, "panic:"):
+		return "panic"
+	case strings.HasPrefix(first, "no rule set"):
+		return "no_rules"
 	}
-	return out
+	return "other"
 }
 
 // middleware counts and times every request by route pattern (never the
