@@ -118,15 +118,7 @@ func queryInt(c echo.Context, name string, def, lo, hi int64) (int64, error) {
 
 // queryTime parses an optional RFC 3339 query parameter.
 func queryTime(c echo.Context, name string) (time.Time, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, engine.Invalid(name, "invalid_time", name+" must be an RFC 3339 time")
-	}
-	return t, nil
+	return engine.ParseTime(name, c.QueryParam(name))
 }
 
 // pathParam returns a path parameter, unescaped: Echo routes on the raw

@@ -178,10 +178,10 @@ func (w *paymentJSON) payment() (Payment, error) {
 		return Payment{}, Invalid("amount", "invalid_amount", "amount must be a positive integer in minor units")
 	}
 	p.Amount = amount
-	if p.OccurredAt, err = parseTime("occurred_at", w.OccurredAt); err != nil {
+	if p.OccurredAt, err = ParseTime("occurred_at", w.OccurredAt); err != nil {
 		return Payment{}, err
 	}
-	if p.Account.CreatedAt, err = parseTime("account.created_at", w.Account.CreatedAt); err != nil {
+	if p.Account.CreatedAt, err = ParseTime("account.created_at", w.Account.CreatedAt); err != nil {
 		return Payment{}, err
 	}
 	if len(w.Attributes) > 0 {
@@ -205,7 +205,9 @@ func (w *paymentJSON) payment() (Payment, error) {
 	return p, nil
 }
 
-func parseTime(field, s string) (time.Time, error) {
+// ParseTime parses an RFC 3339 time given in field; "" is the zero time.
+// A malformed time is a *FieldError naming field.
+func ParseTime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}

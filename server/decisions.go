@@ -19,7 +19,7 @@ func (s *Server) postDecision(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := decodePayment(body)
+	p, err := engine.DecodePayment(body)
 	if err != nil {
 		return err
 	}
@@ -95,15 +95,7 @@ func (s *Server) searchDecisions(c echo.Context) error {
 }
 
 func queryTime(c echo.Context, name string) (time.Time, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, engine.Invalid(name, "invalid_time", name+" must be an RFC 3339 time")
-	}
-	return t, nil
+	return engine.ParseTime(name, c.QueryParam(name))
 }
 
 type searchJSON struct {

@@ -102,7 +102,7 @@ func (s *Server) decodeFeedback(c echo.Context) (feedbackJSON, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		return feedbackJSON{}, jsonError(err)
+		return feedbackJSON{}, engine.InvalidJSON(err)
 	}
 	if dec.More() {
 		return feedbackJSON{}, engine.Invalid("", "invalid_json", "the body must hold exactly one JSON object")

@@ -1,24 +1,5 @@
 package server
 
-import (
-	"github.com/riskengine/risk/engine"
-)
-
-// decodePayment parses a POST /v1/decisions body into an engine.Payment.
-// The decoder is engine.DecodePayment, shared with the admin's offline
-// replay; every error is a *engine.FieldError naming the field at fault,
-// and a value that looks like a card number anywhere in the body is
-// refused.
-func decodePayment(body []byte) (engine.Payment, error) {
-	return engine.DecodePayment(body)
-}
-
-// jsonError turns an error of decoding a request body into a field error,
-// worded as for a decision request: see engine.InvalidJSON.
-func jsonError(err error) error {
-	return engine.InvalidJSON(err)
-}
-
 // The parts of a payment in the explanation of GET /v1/decisions/{id}.
 
 type accountJSON struct {

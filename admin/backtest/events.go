@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/riskengine/risk/engine"
 )
@@ -82,20 +81,8 @@ func ReadEvents(r io.Reader) ([]Event, error) {
 	return out, nil
 }
 
-// parseTime and decodeError serve the backtest request (request.go): an
-// event is decoded by engine.DecodeLabelledPayment.
-
-// parseTime parses an RFC 3339 time given in field; "" is the zero time.
-func parseTime(field, s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, engine.Invalid(field, "invalid_time", field+" must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
-	}
-	return t.UTC(), nil
-}
+// decodeError serves the backtest request (request.go): an event is
+// decoded by engine.DecodeLabelledPayment.
 
 // decodeError turns a JSON decoding error into a field error. The JSON
 // field path of a type error is in the error's Field.

@@ -111,10 +111,10 @@ func decodeRequest(body []byte) (Request, error) {
 		r.Candidate.Version = *v
 	}
 	var err error
-	if r.From, err = parseTime("from", w.From); err != nil {
+	if r.From, err = engine.ParseTime("from", w.From); err != nil {
 		return Request{}, err
 	}
-	if r.To, err = parseTime("to", w.To); err != nil {
+	if r.To, err = engine.ParseTime("to", w.To); err != nil {
 		return Request{}, err
 	}
 	return r, r.Validate()
