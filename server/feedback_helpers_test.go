@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,34 +124,11 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 	return s
 }
 
-// call sends a JSON request and decodes the answer into out.
+// call sends a JSON request and decodes the answer into out: stack.do on
+// this server.
 func (s *fbStack) call(method, path string, body, out any) int {
 	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		r = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, s.http.URL+path, r)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			s.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
-		}
-	}
-	return resp.StatusCode
+	return (&stack{t: s.t, http: s.http}).do(method, path, body, out)
 }
 
 // pay is a payment by an account with years of history, paying with its
