@@ -86,24 +86,33 @@ func (ws *windows) with(key []byte, fn func(w *window) bool) error {
 	return nil
 }
 
-// takeDirty moves every shard's dirty set to its flushing set and calls fn
-// with each window, under the shard's lock so the encoding is consistent.
-func (ws *windows) takeDirty(fn func(key string, w *window)) int {
-	n := 0
+// swapDirty moves every shard's dirty set to its flushing set. It is
+// cheap (a map swap per shard), so the caller may hold the committer's
+// lock while it runs; encoding happens later in eachFlushing.
+func (ws *windows) swapDirty() {
 	for i := range ws.shards {
 		s := &ws.shards[i]
 		s.mu.Lock()
 		if len(s.dirty) > 0 {
 			s.flushing = s.dirty
-			s.dirty = make(map[string]*window)
-			for k, w := range s.flushing {
-				fn(k, w)
-				n++
-			}
+			s.dirty = make(map[string]*window, len(s.flushing))
 		}
 		s.mu.Unlock()
 	}
-	return n
+}
+
+// eachFlushing calls fn with every window of the flushing sets, under its
+// shard's lock so fn sees a consistent window. A window may have changed
+// since swapDirty; its seq says which decisions it holds.
+func (ws *windows) eachFlushing(fn func(key string, w *window)) {
+	for i := range ws.shards {
+		s := &ws.shards[i]
+		s.mu.Lock()
+		for k, w := range s.flushing {
+			fn(k, w)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // flushed ends a flush: on success the flushing sets are dropped; on

@@ -77,11 +77,22 @@ func emptyValue(f *feature) float64 {
 // apply records one decided payment into every feature of fs it matches.
 func (s *Store) apply(rec *engine.Record, fs *featureSet) {
 	for _, f := range fs.list {
-		s.applyOne(rec, f)
+		s.applyOne(rec, f, false)
 	}
 }
 
-func (s *Store) applyOne(rec *engine.Record, f *feature) {
+// replayOne is apply for the start-up replay of the decision log: a window
+// that already holds rec (its stored seq is at or past rec.Seq, because it
+// was written after rec was applied) is left alone.
+func (s *Store) replayOne(rec *engine.Record, fs *featureSet) {
+	for _, f := range fs.list {
+		s.applyOne(rec, f, true)
+	}
+}
+
+// applyOne records rec into f. With replay set, a window whose seq shows it
+// already holds rec is not changed.
+func (s *Store) applyOne(rec *engine.Record, f *feature, replay bool) {
 	p := &rec.Payment
 	if f.where != nil {
 		ok, err := f.where.Match(rec)
@@ -113,7 +124,11 @@ func (s *Store) applyOne(rec *engine.Record, f *feature) {
 		}
 	}
 	err := s.ws.with(key, func(w *window) bool {
+		if replay && w.seq >= rec.Seq {
+			return false
+		}
 		w.add(f, p.OccurredAt, v, h, distinct)
+		w.seq = max(w.seq, rec.Seq)
 		return true
 	})
 	if err != nil {

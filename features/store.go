@@ -84,6 +84,11 @@ type Store struct {
 	labelMu sync.Mutex
 
 	backfills sync.Map // feature name -> *Backfill
+
+	// flushMu serialises flushes (the flusher, Close and backfills), so
+	// the stored-window filter is rebuilt while no window is being written.
+	flushMu sync.Mutex
+	stored  atomic.Pointer[storedFilter]
 }
 
 var (
@@ -163,6 +168,10 @@ func (s *Store) Open(ctx context.Context) error {
 	}
 	s.db = db
 	s.ws = newWindows(s.opts.CacheEntries, s.loadWindow)
+	if err := s.buildFilter(0); err != nil {
+		db.Close()
+		return err
+	}
 	if err := s.loadDefinitions(); err != nil {
 		db.Close()
 		return err
@@ -387,6 +396,9 @@ func getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
 }
 
 func (s *Store) loadWindow(key []byte) ([]byte, error) {
+	if f := s.stored.Load(); f != nil && !f.mayContain(key) {
+		return nil, badger.ErrKeyNotFound
+	}
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(append([]byte(prefixWindow), key...))
@@ -419,32 +431,49 @@ func (s *Store) flushLoop() {
 // flush writes every changed window and then the watermark: the highest
 // sequence number up to which every decision is in the written windows.
 func (s *Store) flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.stored.Load().full() {
+		if err := s.buildFilter(2 * s.stored.Load().keys); err != nil {
+			return err
+		}
+	}
 	defs := s.defs.Load()
 	type entry struct {
 		key, value []byte
 		ttl        time.Duration
 	}
-	var entries []entry
-	// Under the lock only encode: the Badger writes happen after it is
-	// released, so a slow write never stalls the committer.
+	// Only the swap of the dirty sets happens under the committer's lock:
+	// every decision up to mark is then in a window that is either in a
+	// flushing set or already stored. Windows are encoded after the lock is
+	// released; one changed since carries its own seq, which the replay
+	// honours, so the stored state never counts a decision twice.
 	s.applyMu.Lock()
 	mark := s.applied.Load()
-	s.ws.takeDirty(func(key string, w *window) {
+	s.ws.swapDirty()
+	s.applyMu.Unlock()
+	var entries []entry
+	var keys, values []byte
+	s.ws.eachFlushing(func(key string, w *window) {
 		f := defs.byKey(key)
 		if f == nil {
 			return // the feature was deleted; its state expires by TTL
 		}
-		entries = append(entries, entry{
-			key:   append([]byte(prefixWindow), key...),
-			value: w.encode(nil),
-			ttl:   f.window + 2*f.bucket,
-		})
+		k, v := len(keys), len(values)
+		keys = append(append(keys, prefixWindow...), key...)
+		values = w.encode(values)
+		// Sub-slices stay valid when the buffers grow: the batch keeps
+		// the old arrays alive until it is flushed.
+		entries = append(entries, entry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: f.window + 2*f.bucket})
 	})
-	s.applyMu.Unlock()
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	var werr error
+	filter := s.stored.Load()
 	for _, e := range entries {
+		// Into the filter before Badger has it: the filter may say
+		// "maybe" for a key not written, never "no" for one that was.
+		filter.add(e.key[len(prefixWindow):])
 		if werr = wb.SetEntry(badger.NewEntry(e.key, e.value).WithTTL(e.ttl)); werr != nil {
 			break
 		}
@@ -459,6 +488,32 @@ func (s *Store) flush() error {
 	if werr != nil {
 		return fmt.Errorf("flush feature windows: %w", werr)
 	}
+	return nil
+}
+
+// buildFilter replaces the stored-window filter with one holding every
+// window key in Badger, sized for at least keys keys (and twice what is
+// stored). The caller holds flushMu or runs before the flusher starts.
+func (s *Store) buildFilter(keys int) error {
+	scan := func(fn func(key []byte)) error {
+		return s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixWindow)})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				fn(it.Item().Key()[len(prefixWindow):])
+			}
+			return nil
+		})
+	}
+	n := 0
+	if err := scan(func([]byte) { n++ }); err != nil {
+		return fmt.Errorf("count stored windows: %w", err)
+	}
+	f := newStoredFilter(max(keys, 2*n))
+	if err := scan(f.add); err != nil {
+		return fmt.Errorf("read stored window keys: %w", err)
+	}
+	s.stored.Store(f)
 	return nil
 }
 
@@ -493,7 +548,7 @@ func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
 	}
 	defs := newFeatureSet(list)
 	err = s.scanSeq(ctx, mark+1, func(rec *engine.Record) error {
-		s.apply(rec, defs)
+		s.replayOne(rec, defs)
 		last = rec.Seq
 		return nil
 	})

@@ -3,6 +3,7 @@ package features_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
@@ -322,5 +325,54 @@ func TestSearchAndLabels(t *testing.T) {
 	}
 	if _, _, err := s.AddLabel(ctx, "dec_nope", l); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("label unknown decision err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestReplaySkipsWhatStoredWindowsHold pins the per-window sequence number:
+// a window may be written with decisions newer than the watermark stored
+// beside it (windows are encoded after the watermark is taken), and the
+// replay after a restart must not count those decisions again. The test
+// winds the watermark back by hand, as if the process had died right after
+// writing the windows of a later flush.
+func TestReplaySkipsWhatStoredWindowsHold(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	s := openStore(t, dir, countDefs, func(o *features.Options) { o.FlushInterval = time.Hour })
+	for i := range 50 {
+		fp := "fp1"
+		if i >= 30 {
+			fp = "fp2"
+		}
+		commit(t, s, record(engine.Payment{OccurredAt: now, Amount: 10, Card: engine.Card{Fingerprint: fp}, Account: engine.Account{ID: "a"}}, engine.Allow))
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte("m/features_seq"), binary.BigEndian.AppendUint64(nil, 10))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openStore(t, dir, nil)
+	for _, tc := range []struct {
+		fp, feature string
+		want        float64
+	}{
+		{"fp1", "card_n", 30},
+		{"fp2", "card_n", 20},
+		{"fp1", "acct_sum", 500},
+	} {
+		probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: tc.fp}, Account: engine.Account{ID: "a"}}
+		if got := value(t, s2, probe, tc.feature); got != tc.want {
+			t.Errorf("%s of %s after replay = %v, want %v", tc.feature, tc.fp, got, tc.want)
+		}
 	}
 }

@@ -33,7 +33,13 @@ type bucket struct {
 type window struct {
 	// key is the window's cache key, kept so the cache indexes it without
 	// converting the key again on every update. It is not encoded.
-	key     string
+	key string
+	// seq is the highest decision sequence number recorded into the
+	// window. A replay after a restart skips decisions at or below it:
+	// the stored window already holds them. Zero for windows stored before
+	// it was kept (encoding version 1), which hold exactly the decisions up
+	// to the watermark.
+	seq     uint64
 	buckets []bucket
 	// exact maps a value hash to the start of the last bucket it was seen
 	// in, while at most DistinctExactCap values are live.
@@ -200,18 +206,21 @@ func (w *window) distinct(oldest, last int64) float64 {
 	return float64(n)
 }
 
-// Encoding of a window (version 1):
+// Encoding of a window (version 2):
 //
-//	byte version | uvarint nbuckets | per bucket: varint start, varint count,
+//	byte version | uvarint seq | uvarint nbuckets | per bucket: varint start, varint count,
 //	float64 sum, min, max, varint first, last | byte distinct mode (0 none,
 //	1 exact, 2 sketches) | exact: uvarint n, per value uint64 hash, varint
 //	start | sketches: uvarint n, per sketch varint start, uvarint len, bytes.
-const windowVersion = 1
+//
+// Version 1 is the same without seq; it still decodes, with seq 0.
+const windowVersion = 2
 
 var errCorrupt = errors.New("corrupt feature state")
 
 func (w *window) encode(buf []byte) []byte {
 	buf = append(buf, windowVersion)
+	buf = binary.AppendUvarint(buf, w.seq)
 	buf = binary.AppendUvarint(buf, uint64(len(w.buckets)))
 	for _, b := range w.buckets {
 		buf = binary.AppendVarint(buf, b.start)
@@ -247,14 +256,19 @@ func (w *window) encode(buf []byte) []byte {
 
 func decodeWindow(data []byte) (*window, error) {
 	d := decoder{b: data}
-	if d.byte() != windowVersion {
+	var seq uint64
+	switch d.byte() {
+	case 1:
+	case windowVersion:
+		seq = d.uvarint()
+	default:
 		return nil, errCorrupt
 	}
 	n := d.uvarint()
 	if n > 1<<20 {
 		return nil, errCorrupt
 	}
-	w := &window{buckets: make([]bucket, 0, n)}
+	w := &window{seq: seq, buckets: make([]bucket, 0, n)}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		w.buckets = append(w.buckets, bucket{
 			start: d.varint(), count: d.varint(),
