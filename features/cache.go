@@ -12,14 +12,15 @@ import (
 
 const shardCount = 64
 
-// windows is the in-memory home of feature windows: a sharded LRU in front
-// of Badger. One mutex per shard guards the shard's LRU, its dirty set and
-// every window in it, so an update of a window is atomic with its load and
-// its eviction; 64 shards keep two cores from queuing on one lock.
+// windows is the in-memory home of feature windows, by entity (entity.go):
+// a sharded LRU in front of Badger. One mutex per shard guards the shard's
+// LRU, its dirty set and every entity in it, so an update of an entity is
+// atomic with its load and its eviction; 64 shards keep two cores from
+// queuing on one lock.
 //
-// A window changed since the last flush sits in its shard's dirty set until
-// the flusher has written it, even if the LRU evicts it, so reads never see
-// Badger's older copy.
+// An entity changed since the last flush sits in its shard's dirty set
+// until the flusher has written it, even if the LRU evicts it, so reads
+// never see Badger's older copy.
 type windows struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
@@ -30,17 +31,17 @@ type windows struct {
 
 type shard struct {
 	mu       sync.Mutex
-	lru      *simplelru.LRU[string, *window]
-	dirty    map[string]*window
-	flushing map[string]*window
+	lru      *simplelru.LRU[string, *entity]
+	dirty    map[string]*entity
+	flushing map[string]*entity
 }
 
 func newWindows(capacity int, load func(key []byte) ([]byte, error)) *windows {
 	per := max(capacity/shardCount, 16)
 	w := &windows{seed: maphash.MakeSeed(), load: load}
 	for i := range w.shards {
-		w.shards[i].lru, _ = simplelru.NewLRU[string, *window](per, nil) // size > 0: cannot fail
-		w.shards[i].dirty = make(map[string]*window)
+		w.shards[i].lru, _ = simplelru.NewLRU[string, *entity](per, nil) // size > 0: cannot fail
+		w.shards[i].dirty = make(map[string]*entity)
 	}
 	return w
 }
@@ -49,39 +50,39 @@ func (ws *windows) shardOf(key []byte) *shard {
 	return &ws.shards[maphash.Bytes(ws.seed, key)%shardCount]
 }
 
-// with runs fn on the window of key under its shard's lock, loading it from
-// Badger on a miss. When fn returns true the window is marked dirty. A
-// window absent everywhere is passed as a new empty window.
-func (ws *windows) with(key []byte, fn func(w *window) bool) error {
+// with runs fn on the entity of key under its shard's lock, loading it from
+// Badger on a miss. When fn returns true the entity is marked dirty. An
+// entity absent everywhere is passed as a new empty entity.
+func (ws *windows) with(key []byte, fn func(e *entity) bool) error {
 	s := ws.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w, ok := s.lru.Get(string(key))
+	e, ok := s.lru.Get(string(key))
 	if ok {
 		ws.hits.Add(1)
 	} else {
 		ws.misses.Add(1)
-		if w, ok = s.dirty[string(key)]; !ok {
-			w, ok = s.flushing[string(key)]
+		if e, ok = s.dirty[string(key)]; !ok {
+			e, ok = s.flushing[string(key)]
 		}
 		if !ok {
 			data, err := ws.load(key)
 			switch {
 			case errors.Is(err, badger.ErrKeyNotFound):
-				w = &window{}
+				e = &entity{}
 			case err != nil:
 				return err
 			default:
-				if w, err = decodeWindow(data); err != nil {
-					w = &window{} // a corrupt window restarts empty rather than failing every payment
+				if e, err = decodeEntity(data); err != nil {
+					e = &entity{} // a corrupt entity restarts empty rather than failing every payment
 				}
 			}
-			w.key = string(key)
+			e.key = string(key)
 		}
-		s.lru.Add(w.key, w)
+		s.lru.Add(e.key, e)
 	}
-	if fn(w) {
-		s.dirty[w.key] = w // w.key: no new string per update
+	if fn(e) {
+		s.dirty[e.key] = e // e.key: no new string per update
 	}
 	return nil
 }
@@ -95,21 +96,21 @@ func (ws *windows) swapDirty() {
 		s.mu.Lock()
 		if len(s.dirty) > 0 {
 			s.flushing = s.dirty
-			s.dirty = make(map[string]*window, len(s.flushing))
+			s.dirty = make(map[string]*entity, len(s.flushing))
 		}
 		s.mu.Unlock()
 	}
 }
 
-// eachFlushing calls fn with every window of the flushing sets, under its
-// shard's lock so fn sees a consistent window. A window may have changed
-// since swapDirty; its seq says which decisions it holds.
-func (ws *windows) eachFlushing(fn func(key string, w *window)) {
+// eachFlushing calls fn with every entity of the flushing sets, under its
+// shard's lock so fn sees a consistent entity. An entity may have changed
+// since swapDirty; the seq of each window says which decisions it holds.
+func (ws *windows) eachFlushing(fn func(key string, e *entity)) {
 	for i := range ws.shards {
 		s := &ws.shards[i]
 		s.mu.Lock()
-		for k, w := range s.flushing {
-			fn(k, w)
+		for k, e := range s.flushing {
+			fn(k, e)
 		}
 		s.mu.Unlock()
 	}
@@ -133,7 +134,7 @@ func (ws *windows) flushed(ok bool) {
 	}
 }
 
-// len returns the number of cached windows.
+// len returns the number of cached entities.
 func (ws *windows) len() int {
 	n := 0
 	for i := range ws.shards {

@@ -127,6 +127,13 @@ type feature struct {
 	// spend indexes the entities with recent events of the limiter's
 	// hidden spend feature (limits_spent.go); nil for every other feature.
 	spend *spendIndex
+	// spec names the entity spec (entitySpec of def.Entity).
+	spec string
+	// epoch numbers the feature's state: it changes whenever the state
+	// must start empty (a new or changed definition, a backfill started
+	// again), and windows of another epoch read as empty. Set before the
+	// feature goes live and not changed after.
+	epoch uint64
 }
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
@@ -207,7 +214,7 @@ func (d Definition) compile(compile FilterCompiler) (*feature, error) {
 	if err != nil {
 		return nil, bad("window", err.Error())
 	}
-	f := &feature{def: d, window: w, bucket: BucketSize(w)}
+	f := &feature{def: d, window: w, bucket: BucketSize(w), spec: entitySpec(d.Entity)}
 	if d.Where != "" {
 		if compile == nil {
 			return nil, bad("where", "where filters are not available")
@@ -245,26 +252,12 @@ func compileAll(defs []Definition, compile FilterCompiler) ([]*feature, error) {
 	return out, nil
 }
 
-// entityKey returns the feature's entity key for p, or ok false when any
-// entity path is absent.
+// entityKey returns the feature's own key for p (its name, then the entity
+// values), or ok false when any entity path is absent. Storage and the cache
+// key by entity spec instead (entityKey in entity.go); this key names one
+// feature's entity in indexes and the offline Memory store.
 func (f *feature) entityKey(p *engine.Payment, buf []byte) ([]byte, bool) {
-	buf = append(buf, f.def.Name...)
-	for _, path := range f.def.Entity {
-		if s, text := p.Text(path); text { // the common case, without boxing
-			if s == "" {
-				return buf, false
-			}
-			buf = append(append(buf, 0), s...)
-			continue
-		}
-		v, ok := p.Field(path)
-		if !ok {
-			return buf, false
-		}
-		buf = append(buf, 0)
-		buf = appendValue(buf, v)
-	}
-	return buf, true
+	return entityKey(f.def.Name, f.def.Entity, p, buf)
 }
 
 // appendValue appends a canonical text form of a field value.

@@ -20,17 +20,45 @@ import (
 type featureSet struct {
 	list   []*feature
 	byName map[string]*feature
+	// groups holds the features by entity spec, in order of first use.
+	groups []*group
+	// visible is how many features rules see (not hidden).
+	visible int
+}
+
+// group is the features of one set kept per one entity spec.
+type group struct {
+	spec  string
+	paths Paths
+	feats []*feature
+	// out is each feature's index among the visible features of the set
+	// (the order Features returns them in), or -1 for a hidden one.
+	out []int
 }
 
 func newFeatureSet(list []*feature) *featureSet {
 	fs := &featureSet{list: list, byName: make(map[string]*feature, len(list))}
+	bySpec := map[string]*group{}
 	for _, f := range list {
 		fs.byName[f.def.Name] = f
+		g := bySpec[f.spec]
+		if g == nil {
+			g = &group{spec: f.spec, paths: f.def.Entity}
+			bySpec[f.spec] = g
+			fs.groups = append(fs.groups, g)
+		}
+		out := -1
+		if !f.hidden {
+			out = fs.visible
+			fs.visible++
+		}
+		g.feats = append(g.feats, f)
+		g.out = append(g.out, out)
 	}
 	return fs
 }
 
-// byKey returns the feature a window key belongs to (the name before the
+// byKey returns the feature a feature key belongs to (the name before the
 // first NUL), or nil.
 func (fs *featureSet) byKey(key string) *feature {
 	name, _, _ := strings.Cut(key, "\x00")
@@ -39,30 +67,40 @@ func (fs *featureSet) byKey(key string) *feature {
 
 // Features implements engine.FeatureSource. A feature whose entity is
 // absent from p reads as its empty value (0, or -1 for first_seen and
-// last_seen). When ctx ends, the features not yet read are left out and the
-// error says so.
+// last_seen). Values come in definition order. When ctx ends, the features
+// not yet read keep their empty value and the error says so.
 func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.FeatureValue) ([]engine.FeatureValue, error) {
 	fs := s.defs.Load()
-	var keyBuf [128]byte
+	base := len(dst)
 	for _, f := range fs.list {
-		if f.hidden {
-			continue
+		if !f.hidden {
+			dst = append(dst, engine.FeatureValue{Name: f.def.Name, Value: emptyValue(f), Ready: s.ready(f)})
 		}
+	}
+	vals := dst[base:]
+	var keyBuf [128]byte
+	for _, g := range fs.groups {
 		if err := ctx.Err(); err != nil {
 			return dst, fmt.Errorf("read features: %w", err)
 		}
-		fv := engine.FeatureValue{Name: f.def.Name, Value: emptyValue(f), Ready: s.ready(f)}
-		key, ok := f.entityKey(p, keyBuf[:0])
-		if ok {
-			err := s.ws.with(key, func(w *window) bool {
-				fv.Value = w.value(f, p.OccurredAt)
-				return false
-			})
-			if err != nil {
-				return dst, fmt.Errorf("read feature %s: %w", f.def.Name, err)
-			}
+		key, ok := entityKey(g.spec, g.paths, p, keyBuf[:0])
+		if !ok {
+			continue
 		}
-		dst = append(dst, fv)
+		err := s.ws.with(key, func(e *entity) bool {
+			for i, f := range g.feats {
+				if g.out[i] < 0 {
+					continue
+				}
+				if w := e.find(f); w != nil {
+					vals[g.out[i]].Value = w.value(f, p.OccurredAt)
+				}
+			}
+			return false
+		})
+		if err != nil {
+			return dst, fmt.Errorf("read features of %s: %w", g.spec, err)
+		}
 	}
 	return dst, nil
 }
@@ -76,64 +114,97 @@ func emptyValue(f *feature) float64 {
 
 // apply records one decided payment into every feature of fs it matches.
 func (s *Store) apply(rec *engine.Record, fs *featureSet) {
-	for _, f := range fs.list {
-		s.applyOne(rec, f, false)
+	for _, g := range fs.groups {
+		s.applyGroup(rec, g.spec, g.paths, g.feats, false)
 	}
 }
 
-// replayOne is apply for the start-up replay of the decision log: a window
+// replayApply is apply for the start-up replay of the decision log: a window
 // that already holds rec (its stored seq is at or past rec.Seq, because it
 // was written after rec was applied) is left alone.
-func (s *Store) replayOne(rec *engine.Record, fs *featureSet) {
-	for _, f := range fs.list {
-		s.applyOne(rec, f, true)
+func (s *Store) replayApply(rec *engine.Record, fs *featureSet) {
+	for _, g := range fs.groups {
+		s.applyGroup(rec, g.spec, g.paths, g.feats, true)
 	}
 }
 
-// applyOne records rec into f. With replay set, a window whose seq shows it
-// already holds rec is not changed.
-func (s *Store) applyOne(rec *engine.Record, f *feature, replay bool) {
-	p := &rec.Payment
-	if f.where != nil {
-		ok, err := f.where.Match(rec)
-		if err != nil || !ok {
-			return
+// applyOne records rec into f alone (backfills, labels).
+func (s *Store) applyOne(rec *engine.Record, f *feature) {
+	s.applyGroup(rec, f.spec, f.def.Entity, []*feature{f}, false)
+}
+
+// event is what one decided payment adds to one feature's window.
+type event struct {
+	f        *feature
+	v        float64
+	h        uint64
+	distinct bool
+}
+
+// applyGroup records rec into feats, which are all kept per spec: one cache
+// lookup for the entity, then each feature's window. With replay set, a
+// window whose seq shows it already holds rec is not changed.
+func (s *Store) applyGroup(rec *engine.Record, spec string, paths Paths, feats []*feature, replay bool) {
+	var evBuf [16]event
+	evs := evBuf[:0]
+	for _, f := range feats {
+		if ev, ok := eventOf(rec, f); ok {
+			evs = append(evs, ev)
 		}
 	}
+	if len(evs) == 0 {
+		return
+	}
 	var keyBuf [128]byte
-	key, ok := f.entityKey(p, keyBuf[:0])
+	key, ok := entityKey(spec, paths, &rec.Payment, keyBuf[:0])
 	if !ok {
 		return
 	}
-	var v float64
-	var h uint64
-	distinct := f.def.Aggregate == Distinct
-	if f.amount != nil {
-		if v, ok = f.amount(rec); !ok {
-			return
+	at := rec.Payment.OccurredAt
+	err := s.ws.with(key, func(e *entity) bool {
+		changed := false
+		for _, ev := range evs {
+			w := e.get(ev.f)
+			if replay && w.seq >= rec.Seq {
+				continue
+			}
+			w.add(ev.f, at, ev.v, ev.h, ev.distinct)
+			w.seq = max(w.seq, rec.Seq)
+			changed = true
 		}
-	} else if f.def.Field != "" {
-		raw, ok := p.Field(f.def.Field)
-		if !ok {
-			return
-		}
-		if distinct {
-			h = xxhash.Sum64(appendValue(nil, raw))
-		} else if v, ok = number(raw); !ok {
-			return
-		}
-	}
-	err := s.ws.with(key, func(w *window) bool {
-		if replay && w.seq >= rec.Seq {
-			return false
-		}
-		w.add(f, p.OccurredAt, v, h, distinct)
-		w.seq = max(w.seq, rec.Seq)
-		return true
+		return changed
 	})
 	if err != nil {
-		s.opts.Log.Error("update feature", "feature", f.def.Name, "err", err)
+		s.opts.Log.Error("update features", "entity", spec, "err", err)
 	}
+}
+
+// eventOf is what rec adds to f; ok is false when f does not count rec (its
+// filter refuses it, or the aggregated field is absent or not a number).
+func eventOf(rec *engine.Record, f *feature) (ev event, ok bool) {
+	if f.where != nil {
+		if ok, err := f.where.Match(rec); err != nil || !ok {
+			return ev, false
+		}
+	}
+	ev = event{f: f, distinct: f.def.Aggregate == Distinct}
+	switch {
+	case f.amount != nil:
+		if ev.v, ok = f.amount(rec); !ok {
+			return ev, false
+		}
+	case f.def.Field != "":
+		raw, ok := rec.Payment.Field(f.def.Field)
+		if !ok {
+			return ev, false
+		}
+		if ev.distinct {
+			ev.h = xxhash.Sum64(appendValue(nil, raw))
+		} else if ev.v, ok = number(raw); !ok {
+			return ev, false
+		}
+	}
+	return ev, true
 }
 
 func number(v any) (float64, bool) {
@@ -177,20 +248,28 @@ func (s *Store) SetDefinitions(ctx context.Context, defs []Definition) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDefinitions), data) }); err != nil {
 		return fmt.Errorf("store feature definitions: %w", err)
 	}
+	s.defsMu.Lock()
+	defer s.defsMu.Unlock()
+	prev := s.defs.Load()
+	var fresh []*feature
+	for _, f := range list {
+		if old, ok := prev.byName[f.def.Name]; ok && sameDefinition(old.def, f.def) {
+			f.epoch = old.epoch
+			continue
+		}
+		// New or changed: its state starts empty and is rebuilt from
+		// history, whatever an earlier definition of the name left.
+		if f.epoch, err = s.nextEpoch(f.def.Name); err != nil {
+			return err
+		}
+		fresh = append(fresh, f)
+	}
 	next := newFeatureSet(s.withHidden(list))
 	s.seqMu.Lock()
-	prev := s.defs.Load()
 	s.defs.Store(next)
 	upTo := s.seq
 	s.seqMu.Unlock()
-	for _, f := range list {
-		old, existed := prev.byName[f.def.Name]
-		if existed && sameDefinition(old.def, f.def) {
-			continue
-		}
-		if existed {
-			s.dropState(f.def.Name)
-		}
+	for _, f := range fresh {
 		s.startBackfill(f, upTo)
 	}
 	return nil
@@ -230,30 +309,64 @@ func (s *Store) HasStoredDefinitions() bool {
 	return err == nil
 }
 
-// dropState forgets the in-memory and stored windows of a redefined
-// feature, so its new definition starts from history, not from the old
-// definition's counts.
-func (s *Store) dropState(name string) {
-	prefix := append([]byte(prefixWindow), name...)
-	prefix = append(prefix, 0)
-	for i := range s.ws.shards {
-		sh := &s.ws.shards[i]
-		sh.mu.Lock()
-		for _, k := range sh.lru.Keys() {
-			if strings.HasPrefix(k, name+"\x00") {
-				sh.lru.Remove(k)
-			}
+const prefixEpoch = "m/epoch/"
+
+// epoch returns the stored state epoch of a feature name (0 if none).
+func (s *Store) epoch(name string) (uint64, error) {
+	var n uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixEpoch + name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
 		}
-		for k := range sh.dirty {
-			if strings.HasPrefix(k, name+"\x00") {
-				delete(sh.dirty, k)
-			}
+		if err != nil {
+			return err
 		}
-		sh.mu.Unlock()
+		return item.Value(func(v []byte) error {
+			if len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read state epoch of feature %s: %w", name, err)
 	}
-	if err := s.db.DropPrefix(prefix); err != nil {
-		s.opts.Log.Error("drop feature state", "feature", name, "err", err)
+	return n, nil
+}
+
+// loadEpochs sets the state epoch of every feature of the live set, at
+// Open: the stored one, or a new one for the features in fresh, whose state
+// is about to be rebuilt from history.
+func (s *Store) loadEpochs(fresh map[string]bool) error {
+	for _, f := range s.defs.Load().list {
+		var err error
+		if fresh[f.def.Name] {
+			f.epoch, err = s.nextEpoch(f.def.Name)
+		} else {
+			f.epoch, err = s.epoch(f.def.Name)
+		}
+		if err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// nextEpoch stores and returns a new state epoch for a feature name, so
+// every window kept under an earlier one reads as empty.
+func (s *Store) nextEpoch(name string) (uint64, error) {
+	n, err := s.epoch(name)
+	if err != nil {
+		return 0, err
+	}
+	n++
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(prefixEpoch+name), binary.BigEndian.AppendUint64(nil, n))
+	}); err != nil {
+		return 0, fmt.Errorf("store state epoch of feature %s: %w", name, err)
+	}
+	return n, nil
 }
 
 // indexKeys are the secondary index keys of a record: by account, card,

@@ -36,6 +36,6 @@ func (s *Store) applyLabel(rec *engine.Record) {
 		if before, err := f.where.Match(&prev); err == nil && before {
 			continue
 		}
-		s.applyOne(rec, f, false) // applies only when the filter admits rec now
+		s.applyOne(rec, f) // applies only when the filter admits rec now
 	}
 }

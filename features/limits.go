@@ -209,18 +209,22 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	if !ok {
 		return engine.Limits{}, nil
 	}
-	entity := l.entityOf(key)
-	te, err := l.trust.get(entity)
+	who := l.entityOf(key)
+	te, err := l.trust.get(who)
 	if err != nil {
-		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", entity, err)
+		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", who, err)
 	}
 	var spentBase float64
 	if l.spent.spend.mayHave(key, p.OccurredAt.Unix()) {
-		if err := l.s.ws.with(key, func(w *window) bool {
-			spentBase = w.value(l.spent, p.OccurredAt)
+		var ebuf [128]byte
+		ekey, _ := entityKey(l.spent.spec, l.spent.def.Entity, p, ebuf[:0]) // present: key was
+		if err := l.s.ws.with(ekey, func(e *entity) bool {
+			if w := e.find(l.spent); w != nil {
+				spentBase = w.value(l.spent, p.OccurredAt)
+			}
 			return false
 		}); err != nil {
-			return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", entity, err)
+			return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", who, err)
 		}
 	}
 	seg, note := pol.segment(p)
@@ -228,7 +232,7 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	base, cur := pol.BaseCurrency, p.Currency
 	toCur := func(x float64) int64 { return floorMinor(convertMinor(x, base, cur, rate)) }
 	out := engine.Limits{
-		Entity: entity, Currency: cur, Policy: pol.label, Segment: seg.Name,
+		Entity: who, Currency: cur, Policy: pol.label, Segment: seg.Name,
 		BaseCurrency: base, Rate: rate,
 		BaseSingleMax: toCur(float64(seg.SingleMax)), BaseDailyMax: toCur(float64(seg.DailyMax)),
 	}
@@ -255,7 +259,7 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	if dc != 0 {
 		out.Adjustments = append(out.Adjustments, clampNote("daily_max", dc, out.DailyMax, cur))
 	}
-	if ov, ok := l.override(entity); ok {
+	if ov, ok := l.override(who); ok {
 		l.applyOverride(&out, ov, pol)
 	}
 	if !l.s.ready(l.spent) {

@@ -60,6 +60,7 @@ func spentFeature(kind string) *feature {
 		},
 		window: spentWindow,
 		bucket: BucketSize(spentWindow),
+		spec:   entitySpec(paths),
 		where:  notDenied{},
 		hidden: true,
 	}
@@ -127,16 +128,19 @@ func (x *spendIndex) mayHave(key []byte, at int64) bool {
 	return ok && t >= at-x.keep
 }
 
-// seed marks, at now, every entity with a stored spend window: windows
-// flushed by an earlier run, which this index never saw being built.
+// seedFrom marks, at now, every entity of the spend feature's spec that has
+// stored state: entities flushed by an earlier run, which this index never
+// saw being built. Entities without spend among them just cost a read.
 func (x *spendIndex) seedFrom(db *badger.DB, f *feature, now int64) error {
-	prefix := append([]byte(prefixWindow), f.def.Name...)
+	prefix := append([]byte(prefixEntity), f.spec...)
 	prefix = append(prefix, 0)
 	return db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
+		key := []byte(f.def.Name)
 		for it.Rewind(); it.Valid(); it.Next() {
-			x.mark(it.Item().Key()[len(prefixWindow):], now)
+			key = append(key[:len(f.def.Name)], it.Item().Key()[len(prefix)-1:]...)
+			x.mark(key, now)
 		}
 		return nil
 	})

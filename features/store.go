@@ -85,6 +85,9 @@ type Store struct {
 
 	backfills sync.Map // feature name -> *Backfill
 
+	// defsMu serialises changes of the feature definitions.
+	defsMu sync.Mutex
+
 	// flushMu serialises flushes (the flusher, Close and backfills), so
 	// the stored-window filter is rebuilt while no window is being written.
 	flushMu sync.Mutex
@@ -112,7 +115,8 @@ const (
 	prefixCard     = "xc/"
 	prefixOutcome  = "xo/"
 	prefixTime     = "xt/"
-	prefixWindow   = "f/"
+	prefixWindow   = "f/" // feature \0 entity values -> window (before entities; migrated at Open)
+	prefixEntity   = "e/" // entity spec \0 entity values -> entity (entity.go)
 	keyWatermark   = "m/features_seq"
 	keyDefinitions = "m/feature_defs"
 )
@@ -168,10 +172,6 @@ func (s *Store) Open(ctx context.Context) error {
 	}
 	s.db = db
 	s.ws = newWindows(s.opts.CacheEntries, s.loadWindow)
-	if err := s.buildFilter(0); err != nil {
-		db.Close()
-		return err
-	}
 	if err := s.loadDefinitions(); err != nil {
 		db.Close()
 		return err
@@ -187,8 +187,17 @@ func (s *Store) Open(ctx context.Context) error {
 		db.Close()
 		return err
 	}
-	for name := range pending {
-		s.dropState(name)
+	if err := s.loadEpochs(pending); err != nil {
+		db.Close()
+		return err
+	}
+	if err := s.migrateWindows(); err != nil {
+		db.Close()
+		return err
+	}
+	if err := s.buildFilter(0); err != nil {
+		db.Close()
+		return err
 	}
 	if err := s.replay(ctx, pending); err != nil {
 		db.Close()
@@ -401,7 +410,7 @@ func (s *Store) loadWindow(key []byte) ([]byte, error) {
 	}
 	var out []byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(append([]byte(prefixWindow), key...))
+		item, err := txn.Get(append([]byte(prefixEntity), key...))
 		if err != nil {
 			return err
 		}
@@ -454,17 +463,17 @@ func (s *Store) flush() error {
 	s.applyMu.Unlock()
 	var entries []entry
 	var keys, values []byte
-	s.ws.eachFlushing(func(key string, w *window) {
-		f := defs.byKey(key)
-		if f == nil {
-			return // the feature was deleted; its state expires by TTL
+	s.ws.eachFlushing(func(key string, e *entity) {
+		ttl := e.live(defs)
+		if ttl == 0 {
+			return // only deleted or redefined features; the stored copy expires by TTL
 		}
 		k, v := len(keys), len(values)
-		keys = append(append(keys, prefixWindow...), key...)
-		values = w.encode(values)
+		keys = append(append(keys, prefixEntity...), key...)
+		values = e.encode(values)
 		// Sub-slices stay valid when the buffers grow: the batch keeps
 		// the old arrays alive until it is flushed.
-		entries = append(entries, entry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: f.window + 2*f.bucket})
+		entries = append(entries, entry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: time.Duration(ttl)})
 	})
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -473,7 +482,7 @@ func (s *Store) flush() error {
 	for _, e := range entries {
 		// Into the filter before Badger has it: the filter may say
 		// "maybe" for a key not written, never "no" for one that was.
-		filter.add(e.key[len(prefixWindow):])
+		filter.add(e.key[len(prefixEntity):])
 		if werr = wb.SetEntry(badger.NewEntry(e.key, e.value).WithTTL(e.ttl)); werr != nil {
 			break
 		}
@@ -497,10 +506,10 @@ func (s *Store) flush() error {
 func (s *Store) buildFilter(keys int) error {
 	scan := func(fn func(key []byte)) error {
 		return s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixWindow)})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixEntity)})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
-				fn(it.Item().Key()[len(prefixWindow):])
+				fn(it.Item().Key()[len(prefixEntity):])
 			}
 			return nil
 		})
@@ -548,7 +557,7 @@ func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
 	}
 	defs := newFeatureSet(list)
 	err = s.scanSeq(ctx, mark+1, func(rec *engine.Record) error {
-		s.replayOne(rec, defs)
+		s.replayApply(rec, defs)
 		last = rec.Seq
 		return nil
 	})

@@ -376,3 +376,47 @@ func TestReplaySkipsWhatStoredWindowsHold(t *testing.T) {
 		}
 	}
 }
+
+// TestRedefinedFeatureStartsFromHistory: changing a feature, or deleting and
+// defining it again, rebuilds its state from the decision log and never adds
+// to what an earlier definition counted, also across a restart.
+func TestRedefinedFeatureStartsFromHistory(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	s := openStore(t, dir, countDefs)
+	pay := func(n int) {
+		for range n {
+			commit(t, s, record(engine.Payment{OccurredAt: now, Amount: 10, Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}, engine.Allow))
+		}
+	}
+	probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}
+	set := func(defs []features.Definition) {
+		t.Helper()
+		if err := s.SetDefinitions(context.Background(), defs); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, s, defs)
+	}
+	pay(10)
+	changed := []features.Definition{{Name: "card_n", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "1h"}, countDefs[1]}
+	set(changed)
+	if got := value(t, s, probe, "card_n"); got != 10 {
+		t.Errorf("after redefinition card_n = %v, want 10", got)
+	}
+	set(countDefs[1:]) // card_n deleted
+	pay(5)
+	set(countDefs) // and defined again
+	if got := value(t, s, probe, "card_n"); got != 15 {
+		t.Errorf("after re-creation card_n = %v, want 15", got)
+	}
+	if got := value(t, s, probe, "acct_sum"); got != 150 {
+		t.Errorf("untouched acct_sum = %v, want 150", got)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, nil)
+	if got := value(t, s, probe, "card_n"); got != 15 {
+		t.Errorf("after restart card_n = %v, want 15", got)
+	}
+}

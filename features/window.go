@@ -33,7 +33,10 @@ type bucket struct {
 type window struct {
 	// key is the window's cache key, kept so the cache indexes it without
 	// converting the key again on every update. It is not encoded.
-	key string
+	// name and epoch say which feature, in which state, the window is of
+	// (entity.go); they are encoded with the entity, not the window.
+	name  string
+	epoch uint64
 	// seq is the highest decision sequence number recorded into the
 	// window. A replay after a restart skips decisions at or below it:
 	// the stored window already holds them. Zero for windows stored before
