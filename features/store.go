@@ -23,6 +23,8 @@ const (
 	DefaultRetention     = 180 * 24 * time.Hour
 	DefaultGCInterval    = 10 * time.Minute
 	maxBatch             = 256
+	// slowWrite is how long a group commit may take before it is logged.
+	slowWrite = 100 * time.Millisecond
 )
 
 // Options configure a Store. Zero fields take the defaults above.
@@ -310,6 +312,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		binary.BigEndian.PutUint64(r.data[:8], s.seq)
 	}
 	s.seqMu.Unlock()
+	start := time.Now()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for _, r := range batch {
 			if err := s.setRecord(txn, r.rec, r.data); err != nil {
@@ -318,6 +321,9 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		}
 		return nil
 	})
+	if d := time.Since(start); d > slowWrite {
+		s.opts.Log.Warn("slow decision write", "duration", d, "decisions", len(batch))
+	}
 	s.applyMu.Lock()
 	if err != nil {
 		err = fmt.Errorf("write decisions: %w", err)
@@ -646,8 +652,8 @@ func (s *Store) Stats() Stats {
 	}
 }
 
-// badgerLogger sends Badger's warnings and errors to slog and drops its
-// chatter.
+// badgerLogger sends Badger's warnings and errors to slog, and its
+// information (memtable flushes, compactions, L0 stalls) at debug level.
 type badgerLogger struct{ log *slog.Logger }
 
 func (l badgerLogger) Errorf(f string, a ...any) {
@@ -656,5 +662,9 @@ func (l badgerLogger) Errorf(f string, a ...any) {
 func (l badgerLogger) Warningf(f string, a ...any) {
 	l.log.Warn(fmt.Sprintf(f, a...), "component", "badger")
 }
-func (l badgerLogger) Infof(string, ...any)  {}
+func (l badgerLogger) Infof(f string, a ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(f, a...), "component", "badger")
+	}
+}
 func (l badgerLogger) Debugf(string, ...any) {}
