@@ -115,3 +115,19 @@ func TestContentHash(t *testing.T) {
 		t.Error("number 3 and string \"3\" hash equal")
 	}
 }
+
+// TestContentHashPinned pins the hash of one payment: stored records carry
+// it, so a change would make every retry of an earlier transaction a
+// conflict.
+func TestContentHashPinned(t *testing.T) {
+	p := engine.Payment{TransactionID: "tx_pin", OccurredAt: time.Date(2026, 11, 30, 12, 0, 0, 5, time.UTC), Amount: 12999, Currency: "EUR",
+		Account:    engine.Account{ID: "acc_1", Email: "a@example.com", CreatedAt: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), Country: "DE"},
+		Card:       engine.Card{Fingerprint: "fp_1", BIN: "411111", Country: "DE"},
+		Device:     engine.Device{ID: "dev_1", IP: "203.0.113.7", IPCountry: "FR"},
+		Merchant:   engine.Merchant{ID: "m_1", MCC: "5999", Country: "DE"},
+		Attributes: map[string]any{"channel": "web", "items": 3.0, "gift": true, "note": nil}}
+	const want = "479fc333b0efda987069c056c8b16dd6373e1cf9de70237c35cfb78349aa0a54"
+	if got := p.ContentHash(); got != want {
+		t.Errorf("ContentHash = %s, want %s", got, want)
+	}
+}
