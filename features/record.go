@@ -90,8 +90,16 @@ var errCorruptRecord = errors.New("corrupt decision record")
 // encodeRecord returns the v2 encoding of rec with a zero sequence number
 // in front, for the committer to fill in. The encoding is deterministic.
 func encodeRecord(rec *engine.Record) ([]byte, error) {
-	buf := make([]byte, 8, 9+recordSize(rec))
-	buf = append(buf, recordV2)
+	return appendRecord(nil, rec)
+}
+
+// appendRecord is encodeRecord into buf's spare capacity (buf's contents
+// are dropped).
+func appendRecord(buf []byte, rec *engine.Record) ([]byte, error) {
+	if n := 9 + recordSize(rec); cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, recordV2)
 
 	d := &rec.Decision
 	buf = appendString(buf, d.ID)

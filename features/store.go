@@ -250,20 +250,36 @@ func (s *Store) Commit(ctx context.Context, rec *engine.Record) error {
 	if s.closed.Load() {
 		return fmt.Errorf("store is closing: %w", engine.ErrUnavailable)
 	}
-	data, err := encodeRecord(rec)
+	bp := recordBufs.Get().(*[]byte)
+	data, err := appendRecord(*bp, rec)
 	if err != nil {
+		recordBufs.Put(bp)
 		return err
 	}
 	req := &commitReq{rec: rec, data: data, done: make(chan error, 1)}
 	select {
 	case s.commits <- req:
 	case <-ctx.Done():
+		recordBufs.Put(bp)
 		return fmt.Errorf("queue decision: %w", ctx.Err())
 	}
 	// Once queued the commit will happen; wait for it whatever ctx says so
 	// the caller never acknowledges a write it does not know the fate of.
-	return <-req.done
+	err = <-req.done
+	// Badger copied the record into its log and memtable during the
+	// commit, so the buffer is free again.
+	if cap(data) <= maxPooledRecord {
+		*bp = data[:0]
+		recordBufs.Put(bp)
+	}
+	return err
 }
+
+// recordBufs holds encoding buffers of decision records between commits.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledRecord is the largest record buffer kept for reuse.
+const maxPooledRecord = 64 << 10
 
 // commitLoop is the single writer of decision records: it takes queued
 // commits in batches and writes each batch in one Badger transaction

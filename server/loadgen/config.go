@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,8 @@ const KeyEnv = "RISK_API_KEY"
 // Validate; the zero value is not valid.
 type Config struct {
 	// Target is the base URL of the service, e.g. http://127.0.0.1:8080.
-	// Requests go to Target + "/v1/decisions" and nowhere else.
+	// Requests go to Target + "/v1/decisions" and nowhere else: no proxy, no
+	// redirect. Only plain http is supported; https is refused.
 	Target string
 	// Rate is the intended request rate in requests per second.
 	Rate float64
@@ -78,8 +80,12 @@ func (c Config) Validate() error {
 		return errors.New("--target is required")
 	case err != nil:
 		return fmt.Errorf("--target: %w", err)
-	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
-		return fmt.Errorf("--target %q: want an http or https base URL", c.Target)
+	case u.Scheme == "https":
+		return fmt.Errorf("--target %q: https is not supported, want an http base URL", c.Target)
+	case u.Scheme != "http", u.Host == "":
+		return fmt.Errorf("--target %q: want an http base URL", c.Target)
+	case strings.ContainsFunc(c.Key, isControl):
+		return errors.New("--key: contains a control character")
 	case !(c.Rate > 0):
 		return fmt.Errorf("--rate %v: must be positive", c.Rate)
 	case c.Duration <= 0:
@@ -129,3 +135,6 @@ func parseConfig(args []string, out io.Writer, getenv func(string) string) (Conf
 	}
 	return c, c.Validate()
 }
+
+// isControl reports whether r cannot appear in an HTTP header value.
+func isControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }

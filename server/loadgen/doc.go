@@ -12,6 +12,12 @@
 // and devices, log-normal amounts, a share of byte-identical retries and a
 // share of card-testing bursts.
 //
+// Requests go through a minimal HTTP/1.1 client of the package's own rather
+// than net/http: each worker keeps one persistent connection, and work goes
+// to the most recently idle worker, so a run opens only as many connections
+// as it keeps busy and spends little CPU per request on the machine it
+// shares with the server under test. Only http targets are supported.
+//
 // Run is the command-line entry point ("risk loadgen" and "risk loadgen
 // plot"); Load runs one load test from a validated Config.
 package loadgen

@@ -1,14 +1,18 @@
 package loadgen_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,3 +89,118 @@ func mustRun(tb testing.TB, targetURL string, args ...string) (string, loadgen.R
 	}
 	return out, rep
 }
+
+// rawTarget is a fake decision service on a bare listener, for answers
+// net/http would never send. It reads each request and calls respond with
+// the connection and the request's number (from 0, across connections);
+// respond writes what it likes and returns whether to read another request
+// from the connection.
+type rawTarget struct {
+	URL  string
+	ln   net.Listener
+	mu   sync.Mutex
+	reqs []rawRequest
+	conn []net.Conn // every accepted connection
+	wg   sync.WaitGroup
+}
+
+// rawRequest is one request as a rawTarget read it.
+type rawRequest struct {
+	head string // request line and header lines, CRLF-terminated
+	body []byte
+	conn int // index of the connection it came on
+}
+
+func newRawTarget(tb testing.TB, respond func(c net.Conn, n int) bool) *rawTarget {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t := &rawTarget{URL: "http://" + ln.Addr().String(), ln: ln}
+	t.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.mu.Lock()
+			id := len(t.conn)
+			t.conn = append(t.conn, c)
+			t.mu.Unlock()
+			t.wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := readRawRequest(br)
+					if err != nil {
+						return
+					}
+					req.conn = id
+					t.mu.Lock()
+					n := len(t.reqs)
+					t.reqs = append(t.reqs, req)
+					t.mu.Unlock()
+					if !respond(c, n) {
+						return
+					}
+				}
+			})
+		}
+	})
+	tb.Cleanup(func() {
+		ln.Close()
+		t.mu.Lock()
+		for _, c := range t.conn {
+			c.Close()
+		}
+		t.mu.Unlock()
+		t.wg.Wait()
+	})
+	return t
+}
+
+// readRawRequest reads a request with a Content-Length body.
+func readRawRequest(br *bufio.Reader) (rawRequest, error) {
+	var req rawRequest
+	var head strings.Builder
+	length := 0
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return req, err
+		}
+		if line == "\r\n" {
+			break
+		}
+		head.WriteString(line)
+		if name, value, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Content-Length") {
+			if length, err = strconv.Atoi(strings.TrimSpace(value)); err != nil {
+				return req, err
+			}
+		}
+	}
+	req.head = head.String()
+	req.body = make([]byte, length)
+	_, err := io.ReadFull(br, req.body)
+	return req, err
+}
+
+func (t *rawTarget) received() []rawRequest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]rawRequest(nil), t.reqs...)
+}
+
+// conns returns how many connections the target accepted.
+func (t *rawTarget) conns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conn)
+}
+
+// write writes s to c, ignoring errors: the client may be gone.
+func write(c net.Conn, s string) { io.WriteString(c, s) }
+
+// allowResponse is a whole HTTP/1.1 allow response with a Content-Length.
+const allowResponse = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n" + `{"decision":"allow"}`

@@ -41,45 +41,52 @@ func Load(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	target, err := url.JoinPath(c.Target, "/v1/decisions")
+	u, err := url.Parse(c.Target)
 	if err != nil {
 		return nil, fmt.Errorf("--target: %w", err)
 	}
+	u = u.JoinPath("/v1/decisions")
+	target := u.String()
 	bodies := &sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-	cl := newClient(c, target, bodies)
-	defer cl.http.CloseIdleConnections()
+	cl := newClient(c, u, bodies)
 	run := strconv.FormatUint(uint64(time.Now().UnixNano()), 36) + strconv.FormatUint(uint64(rand.Uint32()), 36)
 	gen := newTraffic(c, run)
 
 	fmt.Fprintf(out, "loadgen: %g/s for %v to %s (workers %d, seed %d, run %s)\n",
 		c.Rate, c.Duration, target, c.Workers, c.Seed, run)
 
-	jobs := make(chan job)
-	results := make(chan result, c.Workers)
+	jobs := newDispatcher()
 	var sent atomic.Int64
+	st := newStats(&sent)
 	var workers sync.WaitGroup
 	for range c.Workers {
+		in := jobs.inbox()
 		workers.Go(func() {
-			buf := make([]byte, responseBuf)
-			for j := range jobs {
-				results <- cl.do(ctx, j, buf)
+			w := cl.newConn()
+			defer w.close()
+			for {
+				j, ok := jobs.next(in)
+				if !ok {
+					return
+				}
+				st.add(w.do(ctx, j))
 			}
 		})
 	}
 
 	start := time.Now()
-	st := newStats(start, &sent)
-	collected := make(chan struct{})
+	done := make(chan struct{})
+	ticked := make(chan struct{})
 	go func() {
-		st.collect(results, out)
-		close(collected)
+		st.tick(out, start, done)
+		close(ticked)
 	}()
 
 	unsent := schedule(ctx, c, start, gen, bodies, jobs, &sent)
-	close(jobs)
+	jobs.close()
 	workers.Wait()
-	close(results)
-	<-collected
+	close(done)
+	<-ticked
 
 	rep := st.report(c, target, time.Since(start), unsent)
 	rep.print(out)
@@ -98,9 +105,10 @@ func Load(ctx context.Context, c Config, out io.Writer) (*Report, error) {
 // schedule hands request i to a free worker at start + i/rate until
 // c.Duration has passed or ctx is done. A request whose time has come while
 // every worker is busy is handed over late, its latency still counted from
-// its due time. It returns how many requests fell due but were never handed
-// over because the run ended first.
-func schedule(ctx context.Context, c Config, start time.Time, gen *traffic, bodies *sync.Pool, jobs chan<- job, sent *atomic.Int64) int64 {
+// its due time; one whose time has come when a worker is free is handed
+// over, even if the scheduler itself gets to it late. It returns how many
+// requests fell due but were never handed over because the run ended first.
+func schedule(ctx context.Context, c Config, start time.Time, gen *traffic, bodies *sync.Pool, jobs *dispatcher, sent *atomic.Int64) int64 {
 	end := start.Add(c.Duration)
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -120,21 +128,29 @@ func schedule(ctx context.Context, c Config, start time.Time, gen *traffic, bodi
 			select {
 			case <-timer.C:
 			case <-ctx.Done():
-				return 0
+				if time.Now().Before(due) {
+					return 0 // cancelled before request i fell due
+				}
+				// The timer fired too: request i is due.
 			}
 		}
 		buf := bodies.Get().(*[]byte)
 		*buf = gen.next(due, (*buf)[:0])
-		select {
-		case jobs <- job{due: due, body: buf}:
-			sent.Add(1)
-		case <-ctx.Done():
+		if !jobs.send(ctx, job{due: due, body: buf}) {
 			bodies.Put(buf)
 			// Request i and every later one due before now (or the end)
-			// fell due without being sent.
-			stop := min(time.Since(start), c.Duration)
-			due := int64(math.Ceil(float64(stop) / interval))
-			return max(due-i, 1)
+			// fell due without being sent. n is the first request not due
+			// by then; the estimate can be one off through rounding.
+			stop := start.Add(min(time.Since(start), c.Duration))
+			n := int64(math.Ceil(float64(stop.Sub(start)) / interval))
+			for n > 0 && !dueAt(n-1).Before(stop) {
+				n--
+			}
+			for dueAt(n).Before(stop) {
+				n++
+			}
+			return max(n-i, 1)
 		}
+		sent.Add(1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -188,6 +189,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}{
 		{"no target", []string{"--rate", "10"}, "--target"},
 		{"relative target", []string{"--target", "localhost:1"}, "--target"},
+		{"https target", []string{"--target", "https://127.0.0.1:1"}, "https is not supported"},
+		{"control character in key", []string{"--target", srv.URL, "--key", "k\r\nX-Injected: 1"}, "--key"},
 		{"zero rate", []string{"--target", srv.URL, "--rate", "0"}, "--rate"},
 		{"negative duration", []string{"--target", srv.URL, "--duration", "-1s"}, "--duration"},
 		{"no workers", []string{"--target", srv.URL, "--workers", "0"}, "--workers"},
@@ -208,6 +211,36 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}
 	if n := len(srv.received()); n != 0 {
 		t.Errorf("bad flags still sent %d requests", n)
+	}
+}
+
+// Every request that falls due is either sent or unsent: the same total
+// whether the workers are free or all stuck on a server that never answers.
+// The rates and durations are ones where rate × duration in floating point
+// is a hair off a whole number.
+func TestRunCountsEveryDueRequest(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ rate, duration string }{
+		{"370", "100ms"},
+		{"900", "70ms"},
+		{"50", "200ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rate+"/s for "+tt.duration, func(t *testing.T) {
+			t.Parallel()
+			free := newTarget(t, allow)
+			_, all := mustRun(t, free.URL, "--rate", tt.rate, "--duration", tt.duration)
+			stuck := newRawTarget(t, func(net.Conn, int) bool { return true })
+			_, rep := mustRun(t, stuck.URL, "--rate", tt.rate, "--duration", tt.duration,
+				"--workers", "1", "--timeout", "500ms")
+
+			if all.Sent == 0 || all.Unsent != 0 {
+				t.Fatalf("free workers: sent %d unsent %d, want all sent", all.Sent, all.Unsent)
+			}
+			if rep.Sent != 1 || rep.Sent+rep.Unsent != all.Sent {
+				t.Errorf("stuck worker: sent %d + unsent %d, want 1 + %d", rep.Sent, rep.Unsent, all.Sent-1)
+			}
+		})
 	}
 }
 

@@ -3,16 +3,20 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progressEvery is how often collect prints a progress line.
+// progressEvery is how often tick prints a progress line.
 const progressEvery = time.Second
 
-// stats accumulates results. One goroutine owns it: collect, then report.
+// stats accumulates results. Workers add to it directly rather than
+// through a channel to a collecting goroutine, which would be one more
+// goroutine to wake per request. add and progress are safe for concurrent
+// use; report must not run concurrently with either.
 type stats struct {
-	start     time.Time
+	mu        sync.Mutex
 	sent      *atomic.Int64 // requests handed to workers, written by the scheduler
 	all       Histogram     // latency of completed requests
 	recent    Histogram     // the same since the last progress line
@@ -24,31 +28,30 @@ type stats struct {
 	lastDone  int64 // completed at the last progress line
 }
 
-func newStats(start time.Time, sent *atomic.Int64) *stats {
-	return &stats{start: start, sent: sent}
+func newStats(sent *atomic.Int64) *stats {
+	return &stats{sent: sent}
 }
 
-// collect records results until the channel is closed, printing a progress
-// line to out every second.
-func (s *stats) collect(results <-chan result, out io.Writer) {
+// tick prints a progress line to out every second after start until done
+// is closed.
+func (s *stats) tick(out io.Writer, start time.Time, done <-chan struct{}) {
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
-	last := s.start
+	last := start
 	for {
 		select {
-		case r, ok := <-results:
-			if !ok {
-				return
-			}
-			s.add(r)
+		case <-done:
+			return
 		case now := <-tick.C:
-			s.progress(out, now, now.Sub(last))
+			s.progress(out, now.Sub(start), now.Sub(last))
 			last = now
 		}
 	}
 }
 
 func (s *stats) add(r result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if r.failure != failureNone {
 		s.errors++
 		s.failures[r.failure]++
@@ -70,10 +73,14 @@ func (s *stats) add(r result) {
 
 // progress prints one line: elapsed, sent, completed, the completion rate
 // and p99 since the last line, and errors so far.
-func (s *stats) progress(out io.Writer, now time.Time, since time.Duration) {
-	rate := float64(s.completed-s.lastDone) / since.Seconds()
-	fmt.Fprintf(out, "%6.1fs  sent %d  completed %d  rate %.0f/s  errors %d  p99 %s\n",
-		now.Sub(s.start).Seconds(), s.sent.Load(), s.completed, rate, s.errors, formatMs(s.recent.Quantile(0.99)))
-	s.lastDone = s.completed
+func (s *stats) progress(out io.Writer, elapsed, since time.Duration) {
+	s.mu.Lock()
+	completed, errors, p99 := s.completed, s.errors, s.recent.Quantile(0.99)
+	rate := float64(completed-s.lastDone) / since.Seconds()
+	s.lastDone = completed
 	s.recent.Reset()
+	s.mu.Unlock()
+	// Print unlocked: a slow out must not hold up the workers.
+	fmt.Fprintf(out, "%6.1fs  sent %d  completed %d  rate %.0f/s  errors %d  p99 %s\n",
+		elapsed.Seconds(), s.sent.Load(), completed, rate, errors, formatMs(p99))
 }
