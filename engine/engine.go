@@ -117,18 +117,10 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 	hash := p.ContentHash()
 
 	// Concurrent requests for one transaction id wait for the first one,
-	// then find its stored record.
+	// then find its stored record. A transaction decided earlier is found
+	// by the store when the decision is committed (see DuplicateError), so
+	// a new transaction costs no read before it is decided.
 	for {
-		stored, err := e.cfg.Store.Lookup(ctx, p.TransactionID)
-		switch {
-		case err == nil:
-			if stored.RequestHash != hash {
-				return nil, false, fmt.Errorf("transaction %q was already decided with a different request: %w", p.TransactionID, ErrConflict)
-			}
-			return stored, true, nil
-		case !errors.Is(err, ErrNotFound):
-			return nil, false, fmt.Errorf("look up transaction: %w", err)
-		}
 		e.mu.Lock()
 		wait, busy := e.inflight[p.TransactionID]
 		if !busy {
@@ -142,6 +134,14 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 		case <-ctx.Done():
 			return nil, false, fmt.Errorf("wait for concurrent request: %w", ctx.Err())
 		}
+		stored, err := e.cfg.Store.Lookup(ctx, p.TransactionID)
+		switch {
+		case err == nil:
+			return replay(stored, hash)
+		case !errors.Is(err, ErrNotFound):
+			return nil, false, fmt.Errorf("look up transaction: %w", err)
+		}
+		// The first request's decision was not stored: decide afresh.
 	}
 	defer func() {
 		e.mu.Lock()
@@ -162,7 +162,11 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CommitBudget)
 	defer cancel()
-	if err := e.cfg.Store.Commit(cctx, rec); err != nil {
+	var dup *DuplicateError
+	switch err := e.cfg.Store.Commit(cctx, rec); {
+	case errors.As(err, &dup):
+		return replay(dup.Stored, hash)
+	case err != nil:
 		// The decision could not be recorded: answer with the fallback so
 		// the payment path still gets an answer, and say why. A retry is
 		// decided afresh.
@@ -233,6 +237,15 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 		e.degrade(rec, cause)
 	}
 	return nil
+}
+
+// replay answers a request for a transaction already decided: the stored
+// record when the request is the same, a conflict when it is not.
+func replay(stored *Record, hash string) (*Record, bool, error) {
+	if stored.RequestHash != hash {
+		return nil, false, fmt.Errorf("transaction %q was already decided with a different request: %w", stored.TransactionID, ErrConflict)
+	}
+	return stored, true, nil
 }
 
 // degrade marks rec as decided without everything it needed and makes its

@@ -38,6 +38,9 @@ func (m *memStore) Commit(_ context.Context, rec *engine.Record) error {
 	time.Sleep(time.Millisecond) // widen the window for concurrent retries
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if stored, ok := m.byTx[rec.TransactionID]; ok {
+		return &engine.DuplicateError{Stored: stored}
+	}
 	m.byTx[rec.TransactionID] = rec
 	rec.Seq = uint64(m.commits.Add(1))
 	return nil

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"context"
 	"time"
 )
@@ -47,6 +48,20 @@ type DecisionStore interface {
 	Lookup(ctx context.Context, transactionID string) (*Record, error)
 	// Commit durably stores rec (assigning rec.Seq) and records the payment
 	// into the behavioural features. When it returns nil the decision may
-	// be acknowledged.
+	// be acknowledged. When a record of rec.TransactionID is already
+	// stored, it writes nothing and returns a *DuplicateError holding that
+	// record: the idempotency check happens inside the durable write, so a
+	// new transaction costs no separate read.
 	Commit(ctx context.Context, rec *Record) error
+}
+
+// DuplicateError is DecisionStore.Commit's answer for a transaction that
+// was already decided: nothing was written, and Stored is the record kept.
+type DuplicateError struct {
+	Stored *Record
+}
+
+// Error implements error.
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("transaction %q was already decided", e.Stored.TransactionID)
 }

@@ -80,6 +80,8 @@ type Store struct {
 	applyMu sync.Mutex
 	applied atomic.Uint64
 	commits chan *commitReq
+	fresh   []*commitReq          // the committer's scratch list of a batch's new decisions
+	inBatch map[string]*commitReq // and its transaction ids
 	closing chan struct{}
 	closed  atomic.Bool
 	wg      sync.WaitGroup
@@ -105,6 +107,7 @@ type commitReq struct {
 	rec  *engine.Record
 	data []byte
 	defs *featureSet
+	dup  *engine.Record // the stored record when rec's transaction was decided before
 	done chan error
 }
 
@@ -143,7 +146,7 @@ func New(opts Options) *Store {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{})}
+	s := &Store{opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{}), inBatch: make(map[string]*commitReq, maxBatch)}
 	s.defs.Store(&featureSet{})
 	s.registerSpent()
 	return s
@@ -319,24 +322,54 @@ func (s *Store) commitLoop() {
 }
 
 func (s *Store) writeBatch(batch []*commitReq) {
-	s.seqMu.Lock()
-	defs := s.defs.Load()
-	for _, r := range batch {
-		s.seq++
-		r.rec.Seq = s.seq
-		r.defs = defs
-		binary.BigEndian.PutUint64(r.data[:8], s.seq)
-	}
-	s.seqMu.Unlock()
 	start := time.Now()
+	var fresh []*commitReq
 	err := s.db.Update(func(txn *badger.Txn) error {
+		// The idempotency check of every decision in the batch, in the
+		// transaction that writes them: a transaction id already stored
+		// (a retry) is answered with its record and written nowhere.
+		fresh = s.fresh[:0]
+		clear(s.inBatch)
 		for _, r := range batch {
+			r.dup = nil
+			// Two commits of one transaction id in one batch: the engine
+			// never sends them (it serialises requests per id), but the
+			// store does not count a payment twice whoever calls it.
+			if first, ok := s.inBatch[r.rec.TransactionID]; ok {
+				r.dup = first.rec
+				if first.dup != nil {
+					r.dup = first.dup
+				}
+				continue
+			}
+			s.inBatch[r.rec.TransactionID] = r
+			stored, err := getByTx(txn, r.rec.TransactionID)
+			switch {
+			case err == nil:
+				r.dup = stored
+				continue
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
+			fresh = append(fresh, r)
+		}
+		s.seqMu.Lock()
+		defs := s.defs.Load()
+		for _, r := range fresh {
+			s.seq++
+			r.rec.Seq = s.seq
+			r.defs = defs
+			binary.BigEndian.PutUint64(r.data[:8], s.seq)
+		}
+		s.seqMu.Unlock()
+		for _, r := range fresh {
 			if err := s.setRecord(txn, r.rec, r.data); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	s.fresh = fresh[:0]
 	if d := time.Since(start); d > slowWrite {
 		s.opts.Log.Warn("slow decision write", "duration", d, "decisions", len(batch))
 	}
@@ -344,15 +377,34 @@ func (s *Store) writeBatch(batch []*commitReq) {
 	if err != nil {
 		err = fmt.Errorf("write decisions: %w", err)
 	} else {
-		for _, r := range batch {
+		for _, r := range fresh {
 			s.apply(r.rec, r.defs)
 		}
 	}
-	s.applied.Store(batch[len(batch)-1].rec.Seq)
+	if len(fresh) > 0 {
+		s.applied.Store(fresh[len(fresh)-1].rec.Seq)
+	}
 	s.applyMu.Unlock()
 	for _, r := range batch {
+		if err == nil && r.dup != nil {
+			r.done <- &engine.DuplicateError{Stored: r.dup}
+			continue
+		}
 		r.done <- err
 	}
+}
+
+// getByTx reads the record of a transaction id in txn.
+func getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
+	item, err := txn.Get(append([]byte(prefixTx), transactionID...))
+	if err != nil {
+		return nil, err
+	}
+	id, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	return getRecord(txn, string(id))
 }
 
 func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) error {
@@ -380,15 +432,8 @@ func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) erro
 func (s *Store) Lookup(ctx context.Context, transactionID string) (*engine.Record, error) {
 	var rec *engine.Record
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(append([]byte(prefixTx), transactionID...))
-		if err != nil {
-			return err
-		}
-		id, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		rec, err = getRecord(txn, string(id))
+		var err error
+		rec, err = getByTx(txn, transactionID)
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -418,5 +419,56 @@ func TestRedefinedFeatureStartsFromHistory(t *testing.T) {
 	s = openStore(t, dir, nil)
 	if got := value(t, s, probe, "card_n"); got != 15 {
 		t.Errorf("after restart card_n = %v, want 15", got)
+	}
+}
+
+// TestCommitFindsDuplicates: the idempotency check happens in the commit. A
+// transaction id committed before (or twice at once, even past the engine)
+// is written once, counted once, and answered with the stored record.
+func TestCommitFindsDuplicates(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	now := time.Now().UTC()
+	p := engine.Payment{TransactionID: "tx_dup", OccurredAt: now, Amount: 10, Card: engine.Card{Fingerprint: "fp"}}
+	first := record(p, engine.Allow)
+	commit(t, s, first)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Commit(context.Background(), record(p, engine.Allow)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var dup *engine.DuplicateError
+		if !errors.As(err, &dup) {
+			t.Fatalf("commit %d of a decided transaction: err = %v, want a DuplicateError", i, err)
+		}
+		if dup.Stored.ID != first.ID {
+			t.Errorf("commit %d: stored record %s, want %s", i, dup.Stored.ID, first.ID)
+		}
+	}
+	// Two new commits of one id racing each other: one is written.
+	q := engine.Payment{TransactionID: "tx_race", OccurredAt: now, Amount: 10, Card: engine.Card{Fingerprint: "fp"}}
+	var written, dups atomic.Int64
+	for range 20 {
+		wg.Go(func() {
+			var dup *engine.DuplicateError
+			switch err := s.Commit(context.Background(), record(q, engine.Allow)); {
+			case err == nil:
+				written.Add(1)
+			case errors.As(err, &dup):
+				dups.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if written.Load() != 1 || dups.Load() != 19 {
+		t.Errorf("racing commits: %d written, %d duplicates; want 1 and 19", written.Load(), dups.Load())
+	}
+	probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: "fp"}}
+	if got := value(t, s, probe, "card_n"); got != 2 {
+		t.Errorf("card_n = %v, want 2 (one per transaction)", got)
 	}
 }

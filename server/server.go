@@ -184,6 +184,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Error(err)
 				err = nil
 			}
+			if !s.log.Enabled(c.Request().Context(), slog.LevelInfo) {
+				return
+			}
 			attrs := []any{
 				"request_id", id, "method", req.Method, "route", c.Path(), "status", c.Response().Status,
 				"duration_us", time.Since(start).Microseconds(), "bytes_in", req.ContentLength,
