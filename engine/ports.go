@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"time"
 )
 
