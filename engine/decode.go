@@ -91,8 +91,11 @@ type merchantJSON = struct {
 // It is safe for concurrent use.
 func DecodePayment(body []byte) (Payment, error) {
 	var w paymentJSON
-	if err := decodeObject(body, &w); err != nil {
-		return Payment{}, err
+	if !scanPayment(body, &w) {
+		w = paymentJSON{}
+		if err := decodeObject(body, &w); err != nil {
+			return Payment{}, err
+		}
 	}
 	return w.payment()
 }
