@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,12 @@ type Config struct {
 	Budget time.Duration
 	// CommitBudget bounds the durable write of a decision record.
 	CommitBudget time.Duration
+	// Evaluators bounds how many decisions gather features and run rules at
+	// once; zero means twice GOMAXPROCS. The others wait their turn, parked:
+	// with every request runnable at once, the store's single committer
+	// waited behind all of them for a processor, and under load each group
+	// commit took milliseconds longer than its work.
+	Evaluators int
 	// Fallback is the least strict outcome a degraded decision may have.
 	Fallback Outcome
 	// FallbackByMerchant overrides Fallback per merchant id.
@@ -63,6 +70,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // transaction id -> closed when done
+
+	evaluators chan struct{} // a token per decision being evaluated
 }
 
 type ruleSlot struct{ set RuleSet }
@@ -84,7 +93,10 @@ func New(cfg Config) *Engine {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, inflight: make(map[string]chan struct{})}
+	if cfg.Evaluators <= 0 {
+		cfg.Evaluators = 8 * runtime.GOMAXPROCS(0)
+	}
+	return &Engine{cfg: cfg, inflight: make(map[string]chan struct{}), evaluators: make(chan struct{}, cfg.Evaluators)}
 }
 
 // SetRules makes rs the live rule set for every decision that starts after
@@ -156,7 +168,14 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 	rec = &Record{Payment: p, Request: raw, RequestHash: hash}
 	rec.ID = NewID("dec_", now)
 	rec.TransactionID = p.TransactionID
-	if err := e.evaluate(ctx, rec, now); err != nil {
+	select {
+	case e.evaluators <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("wait to be evaluated: %w", ctx.Err())
+	}
+	err = e.evaluate(ctx, rec, now)
+	<-e.evaluators
+	if err != nil {
 		return nil, false, err
 	}
 

@@ -233,3 +233,37 @@ func TestSetRulesSwapsForNextDecision(t *testing.T) {
 		t.Errorf("after swap got %s v%d, want deny v8", rec.Outcome, rec.RulesetVersion)
 	}
 }
+
+// TestEvaluatorsBoundConcurrency: no more than Config.Evaluators decisions
+// gather features and run rules at once; the rest wait and then decide.
+func TestEvaluatorsBoundConcurrency(t *testing.T) {
+	var now, peak atomic.Int64
+	slow := funcFeatures(func(context.Context, *engine.Payment) ([]engine.FeatureValue, error) {
+		n := now.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		now.Add(-1)
+		return nil, nil
+	})
+	e := engine.New(engine.Config{Store: newMemStore(), Features: slow, Evaluators: 3, Budget: time.Second})
+	e.SetRules(denyOver(1000))
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			p := validPayment()
+			p.TransactionID = fmt.Sprintf("tx_eval_%d", i)
+			if _, _, err := e.Decide(context.Background(), p, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := peak.Load(); got != 3 {
+		t.Errorf("at most %d decisions evaluated at once, want 3", got)
+	}
+}
