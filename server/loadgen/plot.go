@@ -118,15 +118,18 @@ func writePNG(path string, img image.Image) error {
 	return nil
 }
 
-// drawPlot draws p50, p99 and p99.9 latency (log y, ms) against achieved
-// rate (linear x, decisions/s), one line per percentile, with a legend.
+// drawPlot draws p50, p99 and p99.9 latency (log y, ms) against the offered
+// rate (linear x, decisions/s asked for), one line per percentile, with a
+// legend. The offered rate, not the achieved one, keeps the x axis in the
+// order the load rose: past saturation the achieved rate stalls or falls
+// while latency climbs, and the curve would fold back on itself.
 func drawPlot(reports []Report, width, height int) (*image.RGBA, error) {
 	reports = slices.Clone(reports)
-	slices.SortFunc(reports, func(a, b Report) int { return cmp.Compare(a.AchievedRate, b.AchievedRate) })
+	slices.SortFunc(reports, func(a, b Report) int { return cmp.Compare(a.TargetRate, b.TargetRate) })
 	lo, hi := math.Inf(1), math.Inf(-1)
 	xmax := 0.0
 	for _, r := range reports {
-		xmax = max(xmax, r.AchievedRate)
+		xmax = max(xmax, r.TargetRate)
 		for _, s := range plotted {
 			if v := s.value(r.Latency); v > 0 {
 				lo, hi = min(lo, v), max(hi, v)
@@ -191,7 +194,7 @@ func drawPlot(reports []Report, width, height int) (*image.RGBA, error) {
 	fillRect(img, x0, y1, x1-x0, scale, black)
 	title := "latency (ms) vs rate"
 	drawText(img, (width-textWidth(title, scale))/2, 6, title, scale, black)
-	xlabel := "decisions/s"
+	xlabel := "offered decisions/s"
 	drawText(img, (x0+x1-textWidth(xlabel, scale))/2, height-lineH-4, xlabel, scale, textGray)
 
 	// Lines and points, one series at a time.
@@ -202,7 +205,7 @@ func drawPlot(reports []Report, width, height int) (*image.RGBA, error) {
 			if !(v > 0) {
 				continue
 			}
-			x, y := px(r.AchievedRate), py(v)
+			x, y := px(r.TargetRate), py(v)
 			if have {
 				drawLine(img, prevX, prevY, x, y, scale+1, s.color)
 			}
