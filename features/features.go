@@ -313,9 +313,18 @@ const prefixEpoch = "m/epoch/"
 
 // epoch returns the stored state epoch of a feature name (0 if none).
 func (s *Store) epoch(name string) (uint64, error) {
+	n, err := s.readUint64([]byte(prefixEpoch + name))
+	if err != nil {
+		return 0, fmt.Errorf("read state epoch of feature %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// readUint64 reads an 8-byte big-endian counter stored at key; absent is 0.
+func (s *Store) readUint64(key []byte) (uint64, error) {
 	var n uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(prefixEpoch + name))
+		item, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		}
@@ -329,10 +338,7 @@ func (s *Store) epoch(name string) (uint64, error) {
 			return nil
 		})
 	})
-	if err != nil {
-		return 0, fmt.Errorf("read state epoch of feature %s: %w", name, err)
-	}
-	return n, nil
+	return n, err
 }
 
 // loadEpochs sets the state epoch of every feature of the live set, at

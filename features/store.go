@@ -596,22 +596,7 @@ func (s *Store) buildFilter(keys int) error {
 // replay re-applies every decision committed after the last flushed
 // watermark: the decision log is the write-ahead log of the features.
 func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
-	var mark uint64
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyWatermark))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) == 8 {
-				mark = binary.BigEndian.Uint64(v)
-			}
-			return nil
-		})
-	})
+	mark, err := s.readUint64([]byte(keyWatermark))
 	if err != nil {
 		return fmt.Errorf("read feature watermark: %w", err)
 	}
