@@ -681,7 +681,7 @@ func (s *Store) gcLoop() {
 // Stats are cache and storage figures for metrics.
 type Stats struct {
 	CacheHits, CacheMisses uint64
-	CachedWindows          int
+	CachedWindows          int // entities in the cache
 	LSMBytes, VLogBytes    int64
 	LastSeq                uint64
 }

@@ -21,7 +21,8 @@ type StoreStats struct {
 	// CacheHits and CacheMisses count feature-window lookups served from
 	// memory and from Badger since start.
 	CacheHits, CacheMisses uint64
-	// CachedWindows is the number of entity windows in memory.
+	// CachedWindows is the number of entities in memory, each with the
+	// windows of its features.
 	CachedWindows int
 	// LSMBytes and VLogBytes are Badger's on-disk sizes.
 	LSMBytes, VLogBytes int64
@@ -245,7 +246,7 @@ func newStoreCollector(stats func() StoreStats) *storeCollector {
 		hits:    d("risk_feature_cache_hits_total", "Feature-window lookups served from memory."),
 		misses:  d("risk_feature_cache_misses_total", "Feature-window lookups that went to Badger."),
 		ratio:   d("risk_feature_cache_hit_ratio", "Hits over lookups since start (absent before the first lookup)."),
-		windows: d("risk_feature_cached_windows", "Entity windows held in memory."),
+		windows: d("risk_feature_cached_windows", "Entities held in memory, each with the windows of its features (the --cache-entries budget)."),
 		lsm:     d("risk_badger_lsm_bytes", "Size of Badger's LSM tree on disk."),
 		vlog:    d("risk_badger_vlog_bytes", "Size of Badger's value log on disk."),
 		lastSeq: d("risk_decision_last_seq", "Sequence number of the last committed decision."),
