@@ -68,7 +68,8 @@ func (fs *featureSet) byKey(key string) *feature {
 // Features implements engine.FeatureSource. A feature whose entity is
 // absent from p reads as its empty value (0, or -1 for first_seen and
 // last_seen). Values come in definition order. When ctx ends, the features
-// not yet read keep their empty value and the error says so.
+// not yet read keep their empty value, marked not ready, and the error says
+// so.
 func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.FeatureValue) ([]engine.FeatureValue, error) {
 	fs := s.defs.Load()
 	base := len(dst)
@@ -79,8 +80,16 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 	}
 	vals := dst[base:]
 	var keyBuf [128]byte
-	for _, g := range fs.groups {
+	for gi, g := range fs.groups {
 		if err := ctx.Err(); err != nil {
+			// Not read: the empty value stands in, marked not ready.
+			for _, g := range fs.groups[gi:] {
+				for _, i := range g.out {
+					if i >= 0 {
+						vals[i].Ready = false
+					}
+				}
+			}
 			return dst, fmt.Errorf("read features: %w", err)
 		}
 		key, ok := entityKey(g.spec, g.paths, p, keyBuf[:0])

@@ -472,3 +472,23 @@ func TestCommitFindsDuplicates(t *testing.T) {
 		t.Errorf("card_n = %v, want 2 (one per transaction)", got)
 	}
 }
+
+// TestFeaturesPastDeadline: features not read before the context ends
+// read as their empty value, marked not ready, and the error says why.
+func TestFeaturesPastDeadline(t *testing.T) {
+	s := openStore(t, t.TempDir(), countDefs)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	vals, err := s.Features(ctx, &engine.Payment{OccurredAt: time.Now(), Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if len(vals) != len(countDefs) {
+		t.Fatalf("%d values, want %d", len(vals), len(countDefs))
+	}
+	for _, v := range vals {
+		if v.Ready || v.Value != 0 {
+			t.Errorf("%s = %+v, want empty and not ready", v.Name, v)
+		}
+	}
+}
