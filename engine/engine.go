@@ -41,10 +41,11 @@ type Config struct {
 	// CommitBudget bounds the durable write of a decision record.
 	CommitBudget time.Duration
 	// Evaluators bounds how many decisions gather features and run rules at
-	// once; zero means twice GOMAXPROCS. The others wait their turn, parked:
-	// with every request runnable at once, the store's single committer
-	// waited behind all of them for a processor, and under load each group
-	// commit took milliseconds longer than its work.
+	// once; zero means eight times GOMAXPROCS. The others wait their turn,
+	// parked: with every request runnable at once, the store's committer
+	// (a single goroutine) waited behind all of them for a processor, and
+	// under load each group commit took milliseconds longer than its work
+	// (docs/performance.md).
 	Evaluators int
 	// Fallback is the least strict outcome a degraded decision may have.
 	Fallback Outcome
