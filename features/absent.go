@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 )
 
-// Sizing of the stored-window filter.
+// Sizing of the stored-entity filter.
 const (
-	// minFilterKeys is the fewest window keys a filter is sized for.
+	// minFilterKeys is the fewest entity keys a filter is sized for.
 	minFilterKeys = 8 << 20
 	// filterBitsPerKey and filterHashes give about a 1% false-positive
 	// rate at the designed key count.
@@ -16,13 +16,13 @@ const (
 	filterHashes     = 7
 )
 
-// storedFilter is a Bloom filter over the keys of every feature window
-// written to Badger. A payment from an entity never seen before would
-// otherwise cost one Badger miss per feature (every memtable and level-0
+// storedFilter is a Bloom filter over the keys of every entity written to
+// Badger (entity.go). A payment from an entity never seen before would
+// otherwise cost one Badger miss per entity (every memtable and level-0
 // table searched); the filter answers "never stored" from memory instead.
 //
 // It has no false negatives: a key is added before the write that stores
-// it, so a window Badger holds is always reported as maybe stored. Deleted
+// it, so an entity Badger holds is always reported as maybe stored. Deleted
 // keys stay in the filter and only cost a Badger read. Past its designed
 // key count the false-positive rate rises and the owner rebuilds it larger
 // (see Store.flush).

@@ -21,16 +21,21 @@ type entity struct {
 	wins []*window
 }
 
+// slot returns the index of the window named name, or -1.
+func (e *entity) slot(name string) int {
+	for i, w := range e.wins {
+		if w.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // find returns f's window, or nil when the entity has none for f's
 // current state (no event yet, or only state of an earlier definition).
 func (e *entity) find(f *feature) *window {
-	for _, w := range e.wins {
-		if w.name == f.def.Name {
-			if w.epoch == f.epoch {
-				return w
-			}
-			return nil
-		}
+	if i := e.slot(f.def.Name); i >= 0 && e.wins[i].epoch == f.epoch {
+		return e.wins[i]
 	}
 	return nil
 }
@@ -38,18 +43,15 @@ func (e *entity) find(f *feature) *window {
 // get returns f's window, creating it, or replacing one left by an earlier
 // definition of the same name.
 func (e *entity) get(f *feature) *window {
-	for i, w := range e.wins {
-		if w.name == f.def.Name {
-			if w.epoch != f.epoch {
-				w = &window{name: f.def.Name, epoch: f.epoch}
-				e.wins[i] = w
-			}
-			return w
-		}
+	i := e.slot(f.def.Name)
+	switch {
+	case i < 0:
+		e.wins = append(e.wins, &window{name: f.def.Name, epoch: f.epoch})
+		i = len(e.wins) - 1
+	case e.wins[i].epoch != f.epoch:
+		e.wins[i] = &window{name: f.def.Name, epoch: f.epoch}
 	}
-	w := &window{name: f.def.Name, epoch: f.epoch}
-	e.wins = append(e.wins, w)
-	return w
+	return e.wins[i]
 }
 
 // live drops the windows that belong to no feature of fs (a deleted
@@ -75,7 +77,7 @@ func (e *entity) live(fs *featureSet) (ttl int64) {
 // Encoding of an entity (version 1):
 //
 //	byte version | uvarint n | per window: uvarint len, name, uvarint
-//	epoch, uvarint len, window encoding (window.go)
+//	epoch, window encoding (window.go, which knows its own length)
 const entityVersion = 1
 
 func (e *entity) encode(buf []byte) []byte {
@@ -85,21 +87,7 @@ func (e *entity) encode(buf []byte) []byte {
 		buf = binary.AppendUvarint(buf, uint64(len(w.name)))
 		buf = append(buf, w.name...)
 		buf = binary.AppendUvarint(buf, w.epoch)
-		// The window's length goes first; encode after a reserved byte
-		// and move it only when the length needs more than one.
-		at := len(buf)
-		buf = append(buf, 0)
 		buf = w.encode(buf)
-		n := len(buf) - at - 1
-		if n < 0x80 {
-			buf[at] = byte(n)
-			continue
-		}
-		var l [binary.MaxVarintLen64]byte
-		ln := binary.PutUvarint(l[:], uint64(n))
-		buf = append(buf, l[:ln-1]...)
-		copy(buf[at+ln:], buf[at+1:at+1+n])
-		copy(buf[at:], l[:ln])
 	}
 	return buf
 }
@@ -117,16 +105,18 @@ func decodeEntity(data []byte) (*entity, error) {
 	for range n {
 		name := string(d.bytes(d.uvarint()))
 		epoch := d.uvarint()
-		raw := d.bytes(d.uvarint())
 		if d.err != nil {
 			return nil, d.err
 		}
-		w, err := decodeWindow(raw)
+		w, err := readWindow(&d)
 		if err != nil {
 			return nil, err
 		}
 		w.name, w.epoch = name, epoch
 		e.wins = append(e.wins, w)
+	}
+	if len(d.b) != 0 {
+		return nil, errCorrupt
 	}
 	return e, nil
 }

@@ -139,7 +139,8 @@ func (s *Store) replayApply(rec *engine.Record, fs *featureSet) {
 
 // applyOne records rec into f alone (backfills, labels).
 func (s *Store) applyOne(rec *engine.Record, f *feature) {
-	s.applyGroup(rec, f.spec, f.def.Entity, []*feature{f}, false)
+	one := [1]*feature{f}
+	s.applyGroup(rec, f.spec, f.def.Entity, one[:], false)
 }
 
 // event is what one decided payment adds to one feature's window.
@@ -190,6 +191,7 @@ func (s *Store) applyGroup(rec *engine.Record, spec string, paths Paths, feats [
 
 // eventOf is what rec adds to f; ok is false when f does not count rec (its
 // filter refuses it, or the aggregated field is absent or not a number).
+// Store and Memory both count through it.
 func eventOf(rec *engine.Record, f *feature) (ev event, ok bool) {
 	if f.where != nil {
 		if ok, err := f.where.Match(rec); err != nil || !ok {

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/riskengine/risk/engine"
 )
 
@@ -93,17 +91,12 @@ func (m *Memory) Apply(rec *engine.Record) {
 	defer m.mu.Unlock()
 	p := &rec.Payment
 	for _, f := range m.fs.list {
-		if f.where != nil {
-			if ok, err := f.where.Match(rec); err != nil || !ok {
-				continue
-			}
-		}
-		key, ok := f.entityKey(p, m.keyBuf[:0])
-		m.keyBuf = key
+		ev, ok := eventOf(rec, f)
 		if !ok {
 			continue
 		}
-		v, h, ok := eventValue(f, p)
+		key, ok := f.entityKey(p, m.keyBuf[:0])
+		m.keyBuf = key
 		if !ok {
 			continue
 		}
@@ -112,7 +105,7 @@ func (m *Memory) Apply(rec *engine.Record) {
 			w = &window{}
 			m.windows[string(key)] = w
 		}
-		w.add(f, p.OccurredAt, v, h, f.def.Aggregate == Distinct)
+		w.add(f, p.OccurredAt, ev.v, ev.h, ev.distinct)
 	}
 	if p.OccurredAt.After(m.newest) {
 		m.newest = p.OccurredAt
@@ -144,22 +137,4 @@ func (m *Memory) sweep() {
 			delete(m.windows, k)
 		}
 	}
-}
-
-// eventValue is what one payment contributes to f: the aggregated number,
-// or for distinct the hash of the value. ok is false when the field is
-// absent or not a number. It mirrors Store.applyOne.
-func eventValue(f *feature, p *engine.Payment) (v float64, h uint64, ok bool) {
-	if f.def.Field == "" {
-		return 0, 0, true
-	}
-	raw, ok := p.Field(f.def.Field)
-	if !ok {
-		return 0, 0, false
-	}
-	if f.def.Aggregate == Distinct {
-		return 0, xxhash.Sum64(appendValue(nil, raw)), true
-	}
-	v, ok = number(raw)
-	return v, 0, ok
 }

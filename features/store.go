@@ -93,7 +93,7 @@ type Store struct {
 	defsMu sync.Mutex
 
 	// flushMu serialises flushes (the flusher, Close and backfills), so
-	// the stored-window filter is rebuilt while no window is being written.
+	// the stored-entity filter is rebuilt while no entity is being written.
 	flushMu sync.Mutex
 	stored  atomic.Pointer[storedFilter]
 }
@@ -504,8 +504,8 @@ func (s *Store) flushLoop() {
 	}
 }
 
-// flush writes every changed window and then the watermark: the highest
-// sequence number up to which every decision is in the written windows.
+// flush writes every changed entity and then the watermark: the highest
+// sequence number up to which every decision is in the written state.
 func (s *Store) flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -567,8 +567,8 @@ func (s *Store) flush() error {
 	return nil
 }
 
-// buildFilter replaces the stored-window filter with one holding every
-// window key in Badger, sized for at least keys keys (and twice what is
+// buildFilter replaces the stored-entity filter with one holding every
+// entity key in Badger, sized for at least keys keys (and twice what is
 // stored). The caller holds flushMu or runs before the flusher starts.
 func (s *Store) buildFilter(keys int) error {
 	scan := func(fn func(key []byte)) error {
@@ -583,11 +583,11 @@ func (s *Store) buildFilter(keys int) error {
 	}
 	n := 0
 	if err := scan(func([]byte) { n++ }); err != nil {
-		return fmt.Errorf("count stored windows: %w", err)
+		return fmt.Errorf("count stored entities: %w", err)
 	}
 	f := newStoredFilter(max(keys, 2*n))
 	if err := scan(f.add); err != nil {
-		return fmt.Errorf("read stored window keys: %w", err)
+		return fmt.Errorf("read stored entity keys: %w", err)
 	}
 	s.stored.Store(f)
 	return nil

@@ -259,6 +259,11 @@ func (w *window) encode(buf []byte) []byte {
 
 func decodeWindow(data []byte) (*window, error) {
 	d := decoder{b: data}
+	return readWindow(&d)
+}
+
+// readWindow reads one window encoding from d, leaving d after it.
+func readWindow(d *decoder) (*window, error) {
 	var seq uint64
 	switch d.byte() {
 	case 1:
