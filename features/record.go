@@ -1,7 +1,6 @@
 package features
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,21 +14,25 @@ import (
 )
 
 // A decision record is stored as an 8-byte big-endian sequence number
-// followed by one of two encodings, told apart by the byte after it:
+// followed by one of three encodings, told apart by the byte after it:
 //
 //	'{'   v1: storedRecord as JSON. No longer written, still read, so stored
 //	      history stays readable until it expires.
-//	0x02  v2: the binary encoding below, written by encodeRecord. It is
-//	      on the path of every decision (encode) and of every replayed
-//	      backtest record (decode), where JSON cost ~50 µs and ~300 µs a
-//	      record; v2 is several times faster to encode and over twenty
-//	      times faster to decode (BenchmarkEncodeRecord,
-//	      BenchmarkDecodeRecord).
+//	0x02  v2: binary, every field in the record. No longer written, still
+//	      read. It was several times faster to encode than JSON and over
+//	      twenty times faster to decode.
+//	0x03  v3: v2 without what repeats from one decision to the next: the
+//	      fixed fields of the rule results and the feature names live in a
+//	      table (table.go) the record names by id. With 50 rules a record
+//	      is about a fifth of its v2 size (BenchmarkEncodeRecord reports
+//	      bytes/record), which is what the value log writes per decision.
+//	      Written by appendRecord.
 //
-// v2, after the format byte, in this order; str is a uvarint length and the
-// bytes, int a varint, float 8 bytes little-endian IEEE 754, bool one byte
-// (0 or 1), time one byte (0: the zero time, nothing follows; 1: varint Unix
-// seconds, uvarint nanoseconds) and list a uvarint count then the items:
+// v2 and v3, after the format byte, in this order; str is a uvarint length
+// and the bytes, int a varint, float 8 bytes little-endian IEEE 754, bool
+// one byte (0 or 1), time one byte (0: the zero time, nothing follows; 1:
+// varint Unix seconds, uvarint nanoseconds) and list a uvarint count then
+// the items:
 //
 //	decision  str ID, str TransactionID, str Outcome, int Score,
 //	          list Reasons (str Rule, str Code, str Message),
@@ -48,12 +51,16 @@ import (
 //	          str Device.IPCountry, str Merchant.ID, str Merchant.MCC,
 //	          str Merchant.Country, list Attributes in key order (str key,
 //	          byte tag, value: see attrString and the tags after it)
-//	rest      str Request, str RequestHash,
-//	          list Features (str Name, float Value, bool Ready),
+//	request   str Request, str RequestHash
+//	v2 only   list Features (str Name, float Value, bool Ready),
 //	          list Rules (str ID, str Name, int Version, str Mode,
 //	          str Action, int Score, bool Matched, str Error, str Reason,
-//	          str Message),
-//	          int Thresholds.Challenge, int Thresholds.Deny,
+//	          str Message)
+//	v3 only   16 bytes table id,
+//	          list Features in the table's order (float Value, bool Ready),
+//	          list Rules in the table's order (byte flags: ruleMatched,
+//	          ruleFailed; then str Error if ruleFailed)
+//	tail      int Thresholds.Challenge, int Thresholds.Deny,
 //	          str DeterminedBy, list Labels (str Label, str Note,
 //	          str Source, time CreatedAt)
 //
@@ -68,13 +75,16 @@ import (
 // comes back byte for byte as received (v1 compacted it, escaped HTML in it
 // and dropped it when it was not JSON; readers check it with json.Valid),
 // and Limits come back whole even without an Entity (v1 dropped them).
-const recordV2 = 0x02
+const (
+	recordV2 = 0x02
+	recordV3 = 0x03
+)
 
 // Attribute value tags. engine.Payment.Validate admits only string, float64
 // and bool; any other value (a payment that did not go through it) is stored
 // as JSON and comes back as json.Unmarshal gives it into an any, which is
 // what v1 did: an int comes back as a float64, nil as nil. A value JSON
-// cannot encode makes encodeRecord fail, as it did in v1.
+// cannot encode makes appendRecord fail, as it did in v1.
 const (
 	attrString = 1 // str
 	attrFloat  = 2 // float
@@ -87,19 +97,53 @@ const (
 // unreadable record.
 var errCorruptRecord = errors.New("corrupt decision record")
 
-// encodeRecord returns the v2 encoding of rec with a zero sequence number
-// in front, for the committer to fill in. The encoding is deterministic.
-func encodeRecord(rec *engine.Record) ([]byte, error) {
-	return appendRecord(nil, rec)
-}
-
-// appendRecord is encodeRecord into buf's spare capacity (buf's contents
-// are dropped).
-func appendRecord(buf []byte, rec *engine.Record) ([]byte, error) {
+// appendRecord returns the v3 encoding of rec, whose table is t, in buf's
+// spare capacity (buf's contents are dropped), with a zero sequence number
+// in front for the committer to fill in. The encoding is deterministic.
+func appendRecord(buf []byte, rec *engine.Record, t *table) ([]byte, error) {
 	if n := 9 + recordSize(rec); cap(buf) < n {
 		buf = make([]byte, 0, n)
 	}
-	buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, recordV2)
+	buf, err := appendHead(buf, rec, recordV3)
+	if err != nil {
+		return nil, err
+	}
+	buf = append(buf, t.id[:]...)
+	buf = binary.AppendUvarint(buf, uint64(len(rec.Features)))
+	for i := range rec.Features {
+		f := &rec.Features[i]
+		buf = appendFloat(buf, f.Value)
+		buf = appendBool(buf, f.Ready)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(rec.Rules)))
+	for i := range rec.Rules {
+		r := &rec.Rules[i]
+		var flags byte
+		if r.Matched {
+			flags |= ruleMatched
+		}
+		if r.Error != "" {
+			flags |= ruleFailed
+		}
+		buf = append(buf, flags)
+		if r.Error != "" {
+			buf = appendString(buf, r.Error)
+		}
+	}
+	return appendTail(buf, rec), nil
+}
+
+// Flags of a rule result in a v3 record.
+const (
+	ruleMatched = 1 << 0
+	ruleFailed  = 1 << 1 // str Error follows
+)
+
+// appendHead appends what every binary format starts with: the zero
+// sequence number, the format byte, then decision, payment, Request and
+// RequestHash.
+func appendHead(buf []byte, rec *engine.Record, format byte) ([]byte, error) {
+	buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, format)
 
 	d := &rec.Decision
 	buf = appendString(buf, d.ID)
@@ -125,28 +169,12 @@ func appendRecord(buf []byte, rec *engine.Record) ([]byte, error) {
 	}
 
 	buf = appendBytes(buf, rec.Request)
-	buf = appendString(buf, rec.RequestHash)
-	buf = binary.AppendUvarint(buf, uint64(len(rec.Features)))
-	for i := range rec.Features {
-		f := &rec.Features[i]
-		buf = appendString(buf, f.Name)
-		buf = appendFloat(buf, f.Value)
-		buf = appendBool(buf, f.Ready)
-	}
-	buf = binary.AppendUvarint(buf, uint64(len(rec.Rules)))
-	for i := range rec.Rules {
-		r := &rec.Rules[i]
-		buf = appendString(buf, r.ID)
-		buf = appendString(buf, r.Name)
-		buf = binary.AppendVarint(buf, int64(r.Version))
-		buf = appendString(buf, string(r.Mode))
-		buf = appendString(buf, string(r.Action))
-		buf = binary.AppendVarint(buf, int64(r.Score))
-		buf = appendBool(buf, r.Matched)
-		buf = appendString(buf, r.Error)
-		buf = appendString(buf, r.Reason)
-		buf = appendString(buf, r.Message)
-	}
+	return appendString(buf, rec.RequestHash), nil
+}
+
+// appendTail appends what every binary format ends with: thresholds,
+// DeterminedBy and labels.
+func appendTail(buf []byte, rec *engine.Record) []byte {
 	buf = binary.AppendVarint(buf, int64(rec.Thresholds.Challenge))
 	buf = binary.AppendVarint(buf, int64(rec.Thresholds.Deny))
 	buf = appendString(buf, rec.DeterminedBy)
@@ -158,7 +186,7 @@ func appendRecord(buf []byte, rec *engine.Record) ([]byte, error) {
 		buf = appendString(buf, l.Source)
 		buf = appendTime(buf, l.CreatedAt)
 	}
-	return buf, nil
+	return buf
 }
 
 func appendLimits(buf []byte, l *engine.Limits) []byte {
@@ -274,8 +302,8 @@ func appendTime(buf []byte, t time.Time) []byte {
 	return binary.AppendUvarint(buf, uint64(t.Nanosecond()))
 }
 
-// recordSize returns an upper bound of the v2 encoding of rec after the
-// format byte (but for attributes stored as JSON), so encodeRecord
+// recordSize returns an upper bound of the v3 encoding of rec after the
+// format byte (but for attributes stored as JSON), so appendRecord
 // allocates once.
 func recordSize(rec *engine.Record) int {
 	const (
@@ -321,16 +349,14 @@ func recordSize(rec *engine.Record) int {
 		}
 	}
 
-	n += maxCount + len(rec.Request) + strSize(rec.RequestHash) + maxCount
-	for i := range rec.Features {
-		n += strSize(rec.Features[i].Name) + float + 1
-	}
-	n += maxCount
+	n += maxCount + len(rec.Request) + strSize(rec.RequestHash) + len(tableID{}) +
+		maxCount + len(rec.Features)*(float+1) + maxCount
 	for i := range rec.Rules {
-		r := &rec.Rules[i]
-		n += strSize(r.ID) + strSize(r.Name) + intSize(int64(r.Version)) + strSize(string(r.Mode)) +
-			strSize(string(r.Action)) + intSize(int64(r.Score)) + 1 + strSize(r.Error) +
-			strSize(r.Reason) + strSize(r.Message)
+		if e := rec.Rules[i].Error; e != "" {
+			n += 1 + strSize(e)
+		} else {
+			n++
+		}
 	}
 	n += intSize(int64(rec.Thresholds.Challenge)) + intSize(int64(rec.Thresholds.Deny)) +
 		strSize(rec.DeterminedBy) + maxCount
@@ -348,298 +374,3 @@ func strSize(s string) int { return uvarintSize(uint64(len(s))) + len(s) }
 func intSize(v int64) int { return uvarintSize(uint64(v<<1) ^ uint64(v>>63)) }
 
 func uvarintSize(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
-
-// decodeRecord decodes a stored record of either format. It never keeps a
-// reference to data, so data may be a Badger value valid only in a
-// callback. An unreadable record is an error wrapping errCorruptRecord
-// (or, for v1, the JSON error); decodeRecord never panics, and what it
-// allocates is in proportion to len(data), whatever counts data claims.
-func decodeRecord(data []byte) (*engine.Record, error) {
-	if len(data) < 9 {
-		return nil, fmt.Errorf("decode decision: %d bytes: %w", len(data), errCorruptRecord)
-	}
-	switch data[8] {
-	case recordV2:
-		return decodeRecordV2(data)
-	case '{':
-		return decodeRecordV1(data)
-	}
-	return nil, fmt.Errorf("decode decision: unknown format %#02x: %w", data[8], errCorruptRecord)
-}
-
-func decodeRecordV2(data []byte) (*engine.Record, error) {
-	// One copy of the whole value as a string: every text field is a
-	// substring of it, which saves an allocation per field (about 300 in a
-	// record with 50 rules). A decoded record thus keeps the encoding alive,
-	// which is about the size of its strings anyway.
-	d := recordDecoder{b: data, s: string(data), off: 9}
-	rec := &engine.Record{Seq: binary.BigEndian.Uint64(data[:8])}
-
-	dec := &rec.Decision
-	dec.ID = d.string()
-	dec.TransactionID = d.string()
-	dec.Outcome = engine.Outcome(d.string())
-	dec.Score = d.int()
-	if n := d.count(3); n > 0 {
-		dec.Reasons = make([]engine.Reason, n)
-		for i := range dec.Reasons {
-			r := &dec.Reasons[i]
-			r.Rule, r.Code, r.Message = d.string(), d.string(), d.string()
-		}
-	}
-	d.limits(&dec.Limits)
-	dec.RulesetVersion = d.varint()
-	dec.Degraded = d.bool()
-	dec.DegradedCause = d.string()
-	dec.EvaluatedAt = d.time()
-
-	d.payment(&rec.Payment)
-
-	rec.Request = d.bytes()
-	rec.RequestHash = d.string()
-	if n := d.count(10); n > 0 {
-		rec.Features = make([]engine.FeatureValue, n)
-		for i := range rec.Features {
-			f := &rec.Features[i]
-			f.Name, f.Value, f.Ready = d.string(), d.float(), d.bool()
-		}
-	}
-	rec.Rules = make([]engine.RuleResult, d.count(10))
-	for i := range rec.Rules {
-		r := &rec.Rules[i]
-		r.ID = d.string()
-		r.Name = d.string()
-		r.Version = d.int()
-		r.Mode = engine.Mode(d.string())
-		r.Action = engine.Action(d.string())
-		r.Score = d.int()
-		r.Matched = d.bool()
-		r.Error = d.string()
-		r.Reason = d.string()
-		r.Message = d.string()
-	}
-	rec.Thresholds.Challenge = d.int()
-	rec.Thresholds.Deny = d.int()
-	rec.DeterminedBy = d.string()
-	if n := d.count(4); n > 0 {
-		rec.Labels = make([]engine.Label, n)
-		for i := range rec.Labels {
-			l := &rec.Labels[i]
-			l.Label, l.Note, l.Source, l.CreatedAt = d.string(), d.string(), d.string(), d.time()
-		}
-	}
-	if d.err == nil && d.off != len(d.b) {
-		d.fail() // trailing bytes
-	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return rec, nil
-}
-
-func (d *recordDecoder) limits(l *engine.Limits) {
-	l.Entity = d.string()
-	l.Currency = d.string()
-	l.SingleMax = d.varint()
-	l.DailyMax = d.varint()
-	l.DailyRemaining = d.varint()
-	l.DailySpent = d.varint()
-	l.Trust = d.float()
-	l.Policy = d.string()
-	l.Segment = d.string()
-	l.BaseSingleMax = d.varint()
-	l.BaseDailyMax = d.varint()
-	l.BaseCurrency = d.string()
-	l.Rate = d.float()
-	if n := d.count(1); n > 0 {
-		l.Adjustments = make([]string, n)
-		for i := range l.Adjustments {
-			l.Adjustments[i] = d.string()
-		}
-	}
-	if d.bool() {
-		l.Override = &engine.LimitOverride{
-			SingleMax: d.varint(), DailyMax: d.varint(), Reason: d.string(), Author: d.string(), ExpiresAt: d.time(),
-		}
-	}
-}
-
-func (d *recordDecoder) payment(p *engine.Payment) {
-	p.TransactionID = d.string()
-	p.OccurredAt = d.time()
-	p.Amount = d.varint()
-	p.Currency = d.string()
-	p.Account.ID = d.string()
-	p.Account.Email = d.string()
-	p.Account.CreatedAt = d.time()
-	p.Account.Country = d.string()
-	p.Card.Fingerprint = d.string()
-	p.Card.BIN = d.string()
-	p.Card.Country = d.string()
-	p.Device.ID = d.string()
-	p.Device.IP = d.string()
-	p.Device.IPCountry = d.string()
-	p.Merchant.ID = d.string()
-	p.Merchant.MCC = d.string()
-	p.Merchant.Country = d.string()
-	n := d.count(3)
-	if n == 0 {
-		return
-	}
-	p.Attributes = make(map[string]any, n)
-	for range n {
-		k := d.string()
-		switch d.byte() {
-		case attrString:
-			p.Attributes[k] = d.string()
-		case attrFloat:
-			p.Attributes[k] = d.float()
-		case attrFalse:
-			p.Attributes[k] = false
-		case attrTrue:
-			p.Attributes[k] = true
-		case attrJSON:
-			i, j := d.span()
-			var v any
-			if d.err == nil && json.Unmarshal(d.b[i:j], &v) != nil {
-				d.fail()
-			}
-			p.Attributes[k] = v
-		default:
-			d.fail()
-		}
-		if d.err != nil {
-			return
-		}
-	}
-}
-
-// recordDecoder reads a v2 record, remembering the first error. After an
-// error every read returns a zero value and every count is zero.
-type recordDecoder struct {
-	b   []byte // the record, sequence number included
-	s   string // b as a string; text fields are substrings of it
-	off int    // next byte of b to read
-	err error
-}
-
-func (d *recordDecoder) fail() {
-	if d.err == nil {
-		d.err = fmt.Errorf("decode decision at byte %d: %w", d.off, errCorruptRecord)
-	}
-	d.off = len(d.b)
-}
-
-func (d *recordDecoder) byte() byte {
-	if d.off >= len(d.b) {
-		d.fail()
-		return 0
-	}
-	c := d.b[d.off]
-	d.off++
-	return c
-}
-
-func (d *recordDecoder) bool() bool {
-	switch d.byte() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail()
-	return false
-}
-
-func (d *recordDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *recordDecoder) varint() int64 {
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.off += n
-	return v
-}
-
-func (d *recordDecoder) int() int {
-	v := d.varint()
-	if int64(int(v)) != v {
-		d.fail()
-		return 0
-	}
-	return int(v)
-}
-
-func (d *recordDecoder) float() float64 {
-	if len(d.b)-d.off < 8 {
-		d.fail()
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b[d.off:])
-	d.off += 8
-	return math.Float64frombits(v)
-}
-
-// span reads a str and returns where its bytes are in d.b.
-func (d *recordDecoder) span() (i, j int) {
-	n := d.uvarint()
-	if n > uint64(len(d.b)-d.off) {
-		d.fail()
-		return 0, 0
-	}
-	i = d.off
-	d.off += int(n)
-	return i, d.off
-}
-
-func (d *recordDecoder) string() string {
-	i, j := d.span()
-	return d.s[i:j]
-}
-
-// bytes reads a str as a copy; empty is nil.
-func (d *recordDecoder) bytes() []byte {
-	i, j := d.span()
-	if i == j {
-		return nil
-	}
-	return bytes.Clone(d.b[i:j])
-}
-
-// count reads a list length, refusing one that cannot fit in what is left
-// when every item takes at least minSize bytes: that bounds what the caller
-// allocates by the size of the input.
-func (d *recordDecoder) count(minSize int) int {
-	n := d.uvarint()
-	if n > uint64((len(d.b)-d.off)/minSize) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
-
-func (d *recordDecoder) time() time.Time {
-	switch d.byte() {
-	case 0:
-		return time.Time{}
-	case 1:
-		sec, nsec := d.varint(), d.uvarint()
-		if nsec >= 1e9 {
-			d.fail()
-			return time.Time{}
-		}
-		return time.Unix(sec, int64(nsec)).UTC()
-	}
-	d.fail()
-	return time.Time{}
-}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +27,92 @@ import (
 func TestRecordRoundTrip(t *testing.T) {
 	rec := fullRecord()
 	assertNoZero(t, reflect.ValueOf(rec).Elem(), "Record")
+	for _, enc := range binaryEncoders {
+		t.Run(enc.name, func(t *testing.T) {
+			rec := fullRecord()
+			data, err := enc.encode(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := 9 + recordSize(rec); enc.name == "v3" && len(data) > want {
+				t.Errorf("encoding is %d bytes, more than the %d recordSize allowed for", len(data), want)
+			}
+			binary.BigEndian.PutUint64(data[:8], rec.Seq)
+			got, err := decodeTestRecord(data)
+			if err != nil {
+				t.Fatal(err)
+			}
 
-	data, err := encodeRecord(rec)
-	if err != nil {
-		t.Fatal(err)
+			// The decoded times are UTC without a monotonic reading;
+			// otherwise the record must be identical.
+			normaliseTimes(reflect.ValueOf(rec).Elem())
+			if !reflect.DeepEqual(got, rec) {
+				t.Errorf("round trip differs at %s", firstDiff(got, rec))
+			}
+		})
 	}
-	if want := 9 + recordSize(rec); len(data) > want {
-		t.Errorf("encoding is %d bytes, more than the %d recordSize allowed for", len(data), want)
-	}
-	binary.BigEndian.PutUint64(data[:8], rec.Seq)
-	got, err := decodeRecord(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+}
 
-	// The decoded times are UTC without a monotonic reading; otherwise the
-	// record must be identical.
-	normaliseTimes(reflect.ValueOf(rec).Elem())
-	if !reflect.DeepEqual(got, rec) {
-		t.Errorf("round trip differs at %s", firstDiff(got, rec))
+// binaryEncoders are the binary record formats: v2, which stored records
+// may still hold, and v3, which Store writes.
+var binaryEncoders = []struct {
+	name   string
+	encode func(*engine.Record) ([]byte, error)
+}{
+	{"v2", encodeRecordV2},
+	{"v3", encodeRecord},
+}
+
+// testTables holds the tables of the records encodeRecord encoded, for
+// decodeTestRecord.
+var testTables sync.Map // tableID -> *table
+
+// encodeRecord is appendRecord with rec's own table.
+func encodeRecord(rec *engine.Record) ([]byte, error) {
+	t := newTable(rec)
+	testTables.Store(t.id, t)
+	return appendRecord(nil, rec, t)
+}
+
+// decodeTestRecord is decodeRecord with the tables encodeRecord made.
+func decodeTestRecord(data []byte) (*engine.Record, error) {
+	return decodeRecord(data, func(id tableID) (*table, error) {
+		if t, ok := testTables.Load(id); ok {
+			return t.(*table), nil
+		}
+		return nil, fmt.Errorf("table %x: %w: %w", id, errMissingTable, errCorruptRecord)
+	})
+}
+
+// encodeRecordV2 is the v2 encoding, as Store wrote it before v3: the
+// reference for the compatibility tests and the benchmarks.
+func encodeRecordV2(rec *engine.Record) ([]byte, error) {
+	buf, err := appendHead(nil, rec, recordV2)
+	if err != nil {
+		return nil, err
 	}
+	buf = binary.AppendUvarint(buf, uint64(len(rec.Features)))
+	for i := range rec.Features {
+		f := &rec.Features[i]
+		buf = appendString(buf, f.Name)
+		buf = appendFloat(buf, f.Value)
+		buf = appendBool(buf, f.Ready)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(rec.Rules)))
+	for i := range rec.Rules {
+		r := &rec.Rules[i]
+		buf = appendString(buf, r.ID)
+		buf = appendString(buf, r.Name)
+		buf = binary.AppendVarint(buf, int64(r.Version))
+		buf = appendString(buf, string(r.Mode))
+		buf = appendString(buf, string(r.Action))
+		buf = binary.AppendVarint(buf, int64(r.Score))
+		buf = appendBool(buf, r.Matched)
+		buf = appendString(buf, r.Error)
+		buf = appendString(buf, r.Reason)
+		buf = appendString(buf, r.Message)
+	}
+	return appendTail(buf, rec), nil
 }
 
 // TestRecordRoundTripEdges covers values the full fixture does not: zero
@@ -79,25 +146,27 @@ func TestRecordRoundTripEdges(t *testing.T) {
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			data, err := encodeRecord(tc.rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := 9 + recordSize(tc.rec); len(data) > want {
-				t.Errorf("encoding is %d bytes, more than the %d recordSize allowed for", len(data), want)
-			}
-			got, err := decodeRecord(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := firstDiff(got, tc.rec); d != "" {
-				t.Errorf("round trip differs at %s", d)
-			}
-			if got.Rules == nil {
-				t.Error("Rules decoded as nil, want an empty slice as v1 gave")
-			}
-		})
+		for _, enc := range binaryEncoders {
+			t.Run(tc.name+"/"+enc.name, func(t *testing.T) {
+				data, err := enc.encode(tc.rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := 9 + recordSize(tc.rec); enc.name == "v3" && len(data) > want {
+					t.Errorf("encoding is %d bytes, more than the %d recordSize allowed for", len(data), want)
+				}
+				got, err := decodeTestRecord(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := firstDiff(got, tc.rec); d != "" {
+					t.Errorf("round trip differs at %s", d)
+				}
+				if got.Rules == nil {
+					t.Error("Rules decoded as nil, want an empty slice as v1 gave")
+				}
+			})
+		}
 	}
 }
 
@@ -126,7 +195,7 @@ func TestRecordAttributes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeRecord(data)
+			got, err := decodeTestRecord(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +244,7 @@ const v1Record = `{"id":"dec_01","tx":"tx_01","o":"challenge","s":35,"r":[{"Rule
 // TestDecodeRecordV1 checks that records stored before v2 still read.
 func TestDecodeRecordV1(t *testing.T) {
 	t.Run("stored", func(t *testing.T) {
-		got, err := decodeRecord(append(binary.BigEndian.AppendUint64(nil, 42), v1Record...))
+		got, err := decodeTestRecord(append(binary.BigEndian.AppendUint64(nil, 42), v1Record...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +262,7 @@ func TestDecodeRecordV1(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeRecord(v1)
+		got, err := decodeTestRecord(v1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +286,7 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := range len(good) {
-		if _, err := decodeRecord(good[:n]); !errors.Is(err, errCorruptRecord) {
+		if _, err := decodeTestRecord(good[:n]); !errors.Is(err, errCorruptRecord) {
 			t.Fatalf("decode of the first %d of %d bytes: err = %v, want errCorruptRecord", n, len(good), err)
 		}
 	}
@@ -239,7 +308,7 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeRecord(tc.data)
+			_, err := decodeTestRecord(tc.data)
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("err = %v, want %s", err, tc.want)
 			}
@@ -270,29 +339,124 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 				t.Fatalf("%x not once in %x", c.from, small)
 			}
 			bad := bytes.Replace(small, c.from, c.to, 1)
-			if _, err := decodeRecord(bad); !errors.Is(err, errCorruptRecord) {
+			if _, err := decodeTestRecord(bad); !errors.Is(err, errCorruptRecord) {
 				t.Errorf("err = %v, want errCorruptRecord", err)
 			}
 		})
 	}
 }
 
+// TestDecodeRecordV3Corrupt pins the errors of a v3 record that does not
+// fit its table.
+func TestDecodeRecordV3Corrupt(t *testing.T) {
+	rec := &engine.Record{
+		Features: []engine.FeatureValue{{Name: "n", Value: 1}},
+		Rules:    []engine.RuleResult{{ID: "a", Matched: true}, {ID: "b", Error: "boom"}},
+	}
+	good, err := encodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := newTable(rec)
+	at := bytes.Index(good, tab.id[:]) // the table id, then the results
+	if at < 0 {
+		t.Fatal("table id not in the record")
+	}
+	results := at + len(tab.id)
+	damage := func(i int, b ...byte) []byte {
+		bad := bytes.Clone(good)
+		return append(append(bad[:i:i], b...), good[i+1:]...)
+	}
+	unknown := bytes.Clone(good)
+	unknown[at] ^= 0xff
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"unknown table", unknown, fmt.Sprintf("decode decision: table %x: record table not found: corrupt decision record", unknown[at:results])},
+		{"too few features", damage(results, 0), fmt.Sprintf("decode decision at byte %d: corrupt decision record", results+1)},
+		{"unknown flag", damage(results+11, 4), fmt.Sprintf("decode decision at byte %d: corrupt decision record", results+12)},
+		{"empty error", damage(results+13, 0), fmt.Sprintf("decode decision at byte %d: corrupt decision record", results+14)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeTestRecord(tc.data)
+			if err == nil || err.Error() != tc.want || !errors.Is(err, errCorruptRecord) {
+				t.Errorf("err = %v, want %s", err, tc.want)
+			}
+		})
+	}
+	if got, err := decodeTestRecord(good); err != nil || !got.Rules[0].Matched || got.Rules[1].Error != "boom" {
+		t.Errorf("undamaged record: %+v, %v", got, err)
+	}
+}
+
+// TestTableRoundTrip checks that a stored table decodes to the one made,
+// and that a table whose bytes do not match its id is refused.
+func TestTableRoundTrip(t *testing.T) {
+	rec := fullRecord()
+	tab := newTable(rec)
+	if !tab.matches(rec) {
+		t.Fatal("a table does not match its own record")
+	}
+	got, err := decodeTable(tab.id, bytes.Clone(tab.enc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.rules, tab.rules) || !reflect.DeepEqual(got.features, tab.features) {
+		t.Errorf("decoded table differs: %+v, want %+v", got, tab)
+	}
+	other := fullRecord()
+	other.Rules[0].Message += "!"
+	if tab.matches(other) {
+		t.Error("a table matches a record whose rule message differs")
+	}
+	if newTable(other).id == tab.id {
+		t.Error("two different tables share an id")
+	}
+	bad := bytes.Clone(tab.enc)
+	bad[len(bad)-1] ^= 1
+	if _, err := decodeTable(tab.id, bad); !errors.Is(err, errCorruptRecord) {
+		t.Errorf("damaged table: err = %v, want errCorruptRecord", err)
+	}
+}
+
+// TestRecordV3Size checks the point of v3: a record with 50 rules is less
+// than a third of its v2 size.
+func TestRecordV3Size(t *testing.T) {
+	rec := realisticRecord()
+	v2, err := encodeRecordV2(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, err := encodeRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if 3*len(v3) >= len(v2) {
+		t.Errorf("v3 record is %d bytes, v2 %d: want less than a third", len(v3), len(v2))
+	}
+}
+
 // FuzzDecodeRecord checks that decodeRecord never panics, and that what it
 // decodes encodes and decodes again to the same record.
 func FuzzDecodeRecord(f *testing.F) {
-	v2, err := encodeRecord(v1RecordFixture())
-	if err != nil {
-		f.Fatal(err)
+	for _, enc := range binaryEncoders {
+		data, err := enc.encode(v1RecordFixture())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		f.Add(data[:len(data)/2])
 	}
-	f.Add(v2)
-	f.Add(v2[:len(v2)/2])
 	f.Add(append(binary.BigEndian.AppendUint64(nil, 42), v1Record...))
 	f.Add(append(make([]byte, 8), recordV2))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rec, err := decodeRecord(data)
+		rec, err := decodeTestRecord(data)
 		if err != nil {
-			if len(data) > 8 && data[8] == recordV2 && !errors.Is(err, errCorruptRecord) {
-				t.Fatalf("v2 error does not wrap errCorruptRecord: %v", err)
+			if len(data) > 8 && data[8] != '{' && !errors.Is(err, errCorruptRecord) {
+				t.Fatalf("binary record error does not wrap errCorruptRecord: %v", err)
 			}
 			return
 		}
@@ -301,7 +465,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encode: %v", err)
 		}
 		binary.BigEndian.PutUint64(again[:8], rec.Seq)
-		got, err := decodeRecord(again)
+		got, err := decodeTestRecord(again)
 		if err != nil {
 			t.Fatalf("decode re-encoded: %v", err)
 		}
@@ -311,16 +475,20 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
-// BenchmarkEncodeRecord is the record encoding on the decision path, v1
-// (JSON, as before) against v2. Run with -benchmem.
+// BenchmarkEncodeRecord is the record encoding on the decision path, v3
+// against the formats before it: v1 (JSON) and v2 (binary, every field).
+// Run with -benchmem; bytes/record is what the value log writes.
 func BenchmarkEncodeRecord(b *testing.B) {
 	rec := realisticRecord()
+	ts := newTables() // as Store.Commit finds the table: matched to the last one
+	v3 := func(rec *engine.Record) ([]byte, error) { return appendRecord(nil, rec, ts.of(rec)) }
 	for _, tc := range []struct {
 		name   string
 		encode func(*engine.Record) ([]byte, error)
 	}{
 		{"v1-json", encodeRecordV1},
-		{"v2-binary", encodeRecord},
+		{"v2-binary", encodeRecordV2},
+		{"v3-table", v3},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -332,7 +500,7 @@ func BenchmarkEncodeRecord(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(len(data)), "bytes/record")
-			got, err := decodeRecord(data)
+			got, err := decodeRecord(data, func(id tableID) (*table, error) { t, _ := ts.cache.Get(id); return t, nil })
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -344,7 +512,7 @@ func BenchmarkEncodeRecord(b *testing.B) {
 }
 
 // BenchmarkDecodeRecord is the record decoding of explanations and
-// backtest replays, for a v1 and a v2 record.
+// backtest replays, for a record of each format.
 func BenchmarkDecodeRecord(b *testing.B) {
 	rec := realisticRecord()
 	for _, tc := range []struct {
@@ -352,7 +520,8 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		encode func(*engine.Record) ([]byte, error)
 	}{
 		{"v1-json", encodeRecordV1},
-		{"v2-binary", encodeRecord},
+		{"v2-binary", encodeRecordV2},
+		{"v3-table", encodeRecord},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			data, err := tc.encode(rec)
@@ -363,7 +532,7 @@ func BenchmarkDecodeRecord(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			var got *engine.Record
 			for b.Loop() {
-				if got, err = decodeRecord(data); err != nil {
+				if got, err = decodeTestRecord(data); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -79,7 +79,7 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 				next = base64.RawURLEncoding.EncodeToString(lastKeySuffix(out[len(out)-1], prefix))
 				break
 			}
-			rec, err := getRecord(txn, string(suffix[8:]))
+			rec, err := s.getRecord(txn, string(suffix[8:]))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			}
@@ -108,8 +108,9 @@ func lastKeySuffix(rec *engine.Record, _ []byte) []byte {
 func (s *Store) AddLabel(ctx context.Context, decisionID string, l engine.Label) (rec *engine.Record, added bool, err error) {
 	s.labelMu.Lock()
 	defer s.labelMu.Unlock()
+	var tab *table
 	err = s.db.Update(func(txn *badger.Txn) error {
-		rec, err = getRecord(txn, decisionID)
+		rec, err = s.getRecord(txn, decisionID)
 		if err != nil {
 			return err
 		}
@@ -117,8 +118,12 @@ func (s *Store) AddLabel(ctx context.Context, decisionID string, l engine.Label)
 			return nil
 		}
 		rec.Labels = append(rec.Labels, l)
-		data, err := encodeRecord(rec)
+		tab = s.tables.of(rec)
+		data, err := appendRecord(nil, rec, tab)
 		if err != nil {
+			return err
+		}
+		if err := tab.write(txn); err != nil {
 			return err
 		}
 		copy(data[:8], seqBytes(rec.Seq))
@@ -136,6 +141,7 @@ func (s *Store) AddLabel(ctx context.Context, decisionID string, l engine.Label)
 		return nil, false, fmt.Errorf("label decision: %w", err)
 	}
 	if added {
+		tab.stored.Store(true)
 		s.applyLabel(rec) // see labelled.go: label-filtered features
 	}
 	return rec, added, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,7 @@ type Store struct {
 	// the stored-entity filter is rebuilt while no entity is being written.
 	flushMu sync.Mutex
 	stored  atomic.Pointer[storedFilter]
+	tables  *tables
 }
 
 var (
@@ -106,6 +108,7 @@ var (
 type commitReq struct {
 	rec  *engine.Record
 	data []byte
+	tab  *table
 	defs *featureSet
 	dup  *engine.Record // the stored record when rec's transaction was decided before
 	done chan error
@@ -146,7 +149,10 @@ func New(opts Options) *Store {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{}), inBatch: make(map[string]*commitReq, maxBatch)}
+	s := &Store{
+		opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{}),
+		inBatch: make(map[string]*commitReq, maxBatch), tables: newTables(),
+	}
 	s.defs.Store(&featureSet{})
 	s.registerSpent()
 	return s
@@ -253,13 +259,14 @@ func (s *Store) Commit(ctx context.Context, rec *engine.Record) error {
 	if s.closed.Load() {
 		return fmt.Errorf("store is closing: %w", engine.ErrUnavailable)
 	}
+	tab := s.tables.of(rec)
 	bp := recordBufs.Get().(*[]byte)
-	data, err := appendRecord(*bp, rec)
+	data, err := appendRecord(*bp, rec, tab)
 	if err != nil {
 		recordBufs.Put(bp)
 		return err
 	}
-	req := &commitReq{rec: rec, data: data, done: make(chan error, 1)}
+	req := &commitReq{rec: rec, data: data, tab: tab, done: make(chan error, 1)}
 	select {
 	case s.commits <- req:
 	case <-ctx.Done():
@@ -324,6 +331,7 @@ func (s *Store) commitLoop() {
 func (s *Store) writeBatch(batch []*commitReq) {
 	start := time.Now()
 	var fresh []*commitReq
+	var written []*table // tables new to Badger, written with the batch
 	err := s.db.Update(func(txn *badger.Txn) error {
 		// The idempotency check of every decision in the batch, in the
 		// transaction that writes them: a transaction id already stored
@@ -343,7 +351,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 				continue
 			}
 			s.inBatch[r.rec.TransactionID] = r
-			stored, err := getByTx(txn, r.rec.TransactionID)
+			stored, err := s.getByTx(txn, r.rec.TransactionID)
 			switch {
 			case err == nil:
 				r.dup = stored
@@ -366,9 +374,20 @@ func (s *Store) writeBatch(batch []*commitReq) {
 			if err := s.setRecord(txn, r.rec, r.data); err != nil {
 				return err
 			}
+			if !r.tab.stored.Load() && !slices.Contains(written, r.tab) {
+				if err := r.tab.write(txn); err != nil {
+					return err
+				}
+				written = append(written, r.tab)
+			}
 		}
 		return nil
 	})
+	if err == nil {
+		for _, t := range written {
+			t.stored.Store(true)
+		}
+	}
 	s.fresh = fresh[:0]
 	if d := time.Since(start); d > slowWrite {
 		s.opts.Log.Warn("slow decision write", "duration", d, "decisions", len(batch))
@@ -395,7 +414,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 }
 
 // getByTx reads the record of a transaction id in txn.
-func getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
+func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
 	item, err := txn.Get(append([]byte(prefixTx), transactionID...))
 	if err != nil {
 		return nil, err
@@ -404,7 +423,7 @@ func getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getRecord(txn, string(id))
+	return s.getRecord(txn, string(id))
 }
 
 func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) error {
@@ -433,7 +452,7 @@ func (s *Store) Lookup(ctx context.Context, transactionID string) (*engine.Recor
 	var rec *engine.Record
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		rec, err = getByTx(txn, transactionID)
+		rec, err = s.getByTx(txn, transactionID)
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -448,7 +467,7 @@ func (s *Store) Get(ctx context.Context, decisionID string) (*engine.Record, err
 	var rec *engine.Record
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		rec, err = getRecord(txn, decisionID)
+		rec, err = s.getRecord(txn, decisionID)
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -457,7 +476,7 @@ func (s *Store) Get(ctx context.Context, decisionID string) (*engine.Record, err
 	return rec, err
 }
 
-func getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
+func (s *Store) getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
 	item, err := txn.Get(append([]byte(prefixDecision), id...))
 	if err != nil {
 		return nil, err
@@ -465,7 +484,7 @@ func getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
 	var rec *engine.Record
 	err = item.Value(func(v []byte) error {
 		var derr error
-		rec, derr = decodeRecord(v)
+		rec, derr = decodeRecord(v, func(id tableID) (*table, error) { return s.tables.get(txn, id) })
 		return derr
 	})
 	return rec, err
@@ -648,7 +667,7 @@ func (s *Store) scanSeq(ctx context.Context, from uint64, fn func(rec *engine.Re
 			if err != nil {
 				return err
 			}
-			rec, err := getRecord(txn, string(id))
+			rec, err := s.getRecord(txn, string(id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue // expired
 			}
