@@ -386,21 +386,21 @@ func (s *Store) nextEpoch(name string) (uint64, error) {
 	return n, nil
 }
 
-// indexKeys are the secondary index keys of a record: by account, card,
-// outcome and time, each ending in the inverted evaluation time and the
-// decision id so a forward scan is newest first.
+// indexKeys are the secondary index keys of a record: by outcome, account
+// and card, each ending in the inverted evaluation time and the decision id
+// so a forward scan is newest first. There is no time index of its own:
+// the outcome indexes merged are one (Search), which saves a key per
+// decision, about a twentieth of the write cost of a decision.
 func indexKeys(rec *engine.Record) [][]byte {
 	suffix := append(invTime(rec.EvaluatedAt), rec.ID...)
 	key := func(prefix, value string) []byte {
 		k := make([]byte, 0, len(prefix)+len(value)+1+len(suffix))
 		k = append(k, prefix...)
-		if value != "" || prefix != prefixTime {
-			k = append(k, value...)
-			k = append(k, 0)
-		}
+		k = append(k, value...)
+		k = append(k, 0)
 		return append(k, suffix...)
 	}
-	keys := [][]byte{key(prefixOutcome, string(rec.Outcome)), key(prefixTime, "")}
+	keys := [][]byte{key(prefixOutcome, string(rec.Outcome))}
 	if rec.Payment.Account.ID != "" {
 		keys = append(keys, key(prefixAccount, rec.Payment.Account.ID))
 	}

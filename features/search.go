@@ -31,20 +31,26 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 		}
 		return []*engine.Record{rec}, "", nil
 	}
-	var prefix []byte
+	// An index key is its prefix, the 8-byte inverted time and the
+	// decision id (indexKeys). A search without account, card or outcome
+	// walks the three outcome indexes merged, newest first: together they
+	// hold every decision, in the order of a time index.
+	var prefixes [][]byte
 	switch {
 	case q.AccountID != "":
-		prefix = append(append([]byte(prefixAccount), q.AccountID...), 0)
+		prefixes = [][]byte{indexPrefix(prefixAccount, q.AccountID)}
 	case q.CardFingerprint != "":
-		prefix = append(append([]byte(prefixCard), q.CardFingerprint...), 0)
+		prefixes = [][]byte{indexPrefix(prefixCard, q.CardFingerprint)}
 	case q.Outcome != "":
-		prefix = append(append([]byte(prefixOutcome), q.Outcome...), 0)
+		prefixes = [][]byte{indexPrefix(prefixOutcome, string(q.Outcome))}
 	default:
-		prefix = []byte(prefixTime)
+		for _, o := range []engine.Outcome{engine.Allow, engine.Challenge, engine.Deny} {
+			prefixes = append(prefixes, indexPrefix(prefixOutcome, string(o)))
+		}
 	}
-	start := prefix
+	var from []byte // the suffix to start at
 	if !q.To.IsZero() {
-		start = append(append([]byte(nil), prefix...), invTime(q.To.Add(-1))...)
+		from = invTime(q.To.Add(-1))
 	}
 	if q.Cursor != "" {
 		c, err := base64.RawURLEncoding.DecodeString(q.Cursor)
@@ -56,18 +62,17 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 		if err != nil {
 			return nil, "", engine.Invalid("cursor", "invalid_cursor", "cursor is not one this server issued")
 		}
-		start = append(append(append([]byte(nil), prefix...), c...), 0) // just after the cursor's key
+		from = append(c, 0) // just after the cursor's key
 	}
 	var out []*engine.Record
 	var next string
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
+		w := newIndexWalk(txn, prefixes, from)
+		defer w.close()
+		for suffix := w.next(); suffix != nil; suffix = w.next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			suffix := it.Item().Key()[len(prefix):]
 			if len(suffix) < 8 {
 				continue
 			}
@@ -76,7 +81,7 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 				break // newest first: everything after is older still
 			}
 			if len(out) == q.Limit {
-				next = base64.RawURLEncoding.EncodeToString(lastKeySuffix(out[len(out)-1], prefix))
+				next = base64.RawURLEncoding.EncodeToString(lastKeySuffix(out[len(out)-1]))
 				break
 			}
 			rec, err := s.getRecord(txn, string(suffix[8:]))
@@ -98,7 +103,56 @@ func (s *Store) Search(ctx context.Context, q engine.Query) ([]*engine.Record, s
 	return out, next, nil
 }
 
-func lastKeySuffix(rec *engine.Record, _ []byte) []byte {
+// indexPrefix is the prefix of the index keys of one value.
+func indexPrefix(index, value string) []byte {
+	return append(append([]byte(index), value...), 0)
+}
+
+// indexWalk walks the keys under one or more prefixes in the order of
+// their suffixes (what follows the prefix), from a given suffix on.
+type indexWalk struct {
+	its      []*badger.Iterator
+	prefixes [][]byte
+	cur      int // the iterator of the suffix returned last, or -1
+}
+
+func newIndexWalk(txn *badger.Txn, prefixes [][]byte, from []byte) *indexWalk {
+	w := &indexWalk{prefixes: prefixes, cur: -1}
+	for _, p := range prefixes {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		it.Seek(append(bytes.Clone(p), from...))
+		w.its = append(w.its, it)
+	}
+	return w
+}
+
+// next returns the next suffix, or nil when every prefix is walked. The
+// suffix is valid until the following call.
+func (w *indexWalk) next() []byte {
+	if w.cur >= 0 {
+		w.its[w.cur].Next()
+	}
+	w.cur = -1
+	var least []byte
+	for i, it := range w.its {
+		if !it.Valid() {
+			continue
+		}
+		suffix := it.Item().Key()[len(w.prefixes[i]):]
+		if w.cur < 0 || bytes.Compare(suffix, least) < 0 {
+			w.cur, least = i, suffix
+		}
+	}
+	return least
+}
+
+func (w *indexWalk) close() {
+	for _, it := range w.its {
+		it.Close()
+	}
+}
+
+func lastKeySuffix(rec *engine.Record) []byte {
 	return append(invTime(rec.EvaluatedAt), rec.ID...)
 }
 

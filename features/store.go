@@ -122,7 +122,7 @@ const (
 	prefixAccount  = "xa/"
 	prefixCard     = "xc/"
 	prefixOutcome  = "xo/"
-	prefixTime     = "xt/"
+	prefixTime     = "xt/" // no longer written (Search merges the outcome indexes); old keys expire
 	prefixWindow   = "f/" // feature \0 entity values -> window (before entities; migrated at Open)
 	prefixEntity   = "e/" // entity spec \0 entity values -> entity (entity.go)
 	keyWatermark   = "m/features_seq"

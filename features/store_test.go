@@ -266,8 +266,11 @@ func TestSearchAndLabels(t *testing.T) {
 	var recs []*engine.Record
 	for i := 0; i < 30; i++ {
 		outcome := engine.Allow
-		if i%3 == 0 {
+		switch {
+		case i%3 == 0:
 			outcome = engine.Deny
+		case i%4 == 1:
+			outcome = engine.Challenge
 		}
 		p := engine.Payment{OccurredAt: base.Add(time.Duration(i) * time.Minute), Account: engine.Account{ID: "acc" + strconv.Itoa(i%2)}, Card: engine.Card{Fingerprint: "fp"}}
 		rec := record(p, outcome)
@@ -307,6 +310,32 @@ func TestSearchAndLabels(t *testing.T) {
 	}
 	if len(denies) != 3 { // minutes 12, 15, 18
 		t.Errorf("denies in range = %d, want 3", len(denies))
+	}
+	// Neither account, card nor outcome: every decision in the time range,
+	// whatever its outcome, newest first, across pages.
+	seen, cursor = nil, ""
+	for page := 0; ; page++ {
+		got, next, err := s.Search(ctx, engine.Query{From: base.Add(5 * time.Minute), To: base.Add(25 * time.Minute), Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range got {
+			seen = append(seen, r.TransactionID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+		if page > 20 {
+			t.Fatal("paging does not end")
+		}
+	}
+	want = nil
+	for i := 24; i >= 5; i-- { // To is exclusive, From inclusive
+		want = append(want, recs[i].TransactionID)
+	}
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Errorf("time search =\n %v\nwant\n %v", seen, want)
 	}
 	if _, _, err := s.Search(ctx, engine.Query{Cursor: "%%%"}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("bad cursor err = %v, want ErrInvalid", err)
