@@ -123,8 +123,8 @@ const (
 	prefixCard     = "xc/"
 	prefixOutcome  = "xo/"
 	prefixTime     = "xt/" // no longer written (Search merges the outcome indexes); old keys expire
-	prefixWindow   = "f/" // feature \0 entity values -> window (before entities; migrated at Open)
-	prefixEntity   = "e/" // entity spec \0 entity values -> entity (entity.go)
+	prefixWindow   = "f/"  // feature \0 entity values -> window (before entities; migrated at Open)
+	prefixEntity   = "e/"  // entity spec \0 entity values -> entity (entity.go)
 	keyWatermark   = "m/features_seq"
 	keyDefinitions = "m/feature_defs"
 )
