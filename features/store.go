@@ -118,7 +118,7 @@ type commitReq struct {
 const (
 	prefixDecision = "d/" // decision id -> seq + record
 	prefixTx       = "t/" // transaction id -> decision id
-	prefixSeq      = "q/" // seq (8 bytes) -> decision id
+	prefixSeq      = "q/" // seq (8 bytes) -> decision id; no longer written (seqlog.go)
 	prefixAccount  = "xa/"
 	prefixCard     = "xc/"
 	prefixOutcome  = "xo/"
@@ -381,7 +381,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 				written = append(written, r.tab)
 			}
 		}
-		return nil
+		return s.writeSeqGroup(txn, fresh)
 	})
 	if err == nil {
 		for _, t := range written {
@@ -434,9 +434,6 @@ func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) erro
 		return err
 	}
 	if err := set(append([]byte(prefixTx), rec.TransactionID...), id); err != nil {
-		return err
-	}
-	if err := set(binary.BigEndian.AppendUint64([]byte(prefixSeq), rec.Seq), id); err != nil {
 		return err
 	}
 	for _, k := range indexKeys(rec) {
@@ -637,49 +634,14 @@ func (s *Store) replay(ctx context.Context, skip map[string]bool) error {
 	}
 	// The sequence continues after the highest one stored, even where a
 	// record's features were already flushed.
-	if err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixSeq)})
-		defer it.Close()
-		it.Seek(append([]byte(prefixSeq), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-		if it.Valid() {
-			last = max(last, binary.BigEndian.Uint64(it.Item().Key()[len(prefixSeq):]))
-		}
-		return nil
-	}); err != nil {
+	stored, err := s.lastSeq()
+	if err != nil {
 		return fmt.Errorf("find last sequence: %w", err)
 	}
+	last = max(last, stored)
 	s.seq = last
 	s.applied.Store(last)
 	return nil
-}
-
-// scanSeq calls fn for every stored decision with sequence number >= from,
-// in order.
-func (s *Store) scanSeq(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSeq)})
-		defer it.Close()
-		for it.Seek(binary.BigEndian.AppendUint64([]byte(prefixSeq), from)); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			id, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			rec, err := s.getRecord(txn, string(id))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue // expired
-			}
-			if err != nil {
-				return err
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 func (s *Store) gcLoop() {
