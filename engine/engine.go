@@ -167,7 +167,7 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 		p.OccurredAt = now
 	}
 	rec = &Record{Payment: p, Request: raw, RequestHash: hash}
-	rec.ID = NewID("dec_", now)
+	rec.ID = DecisionID(p.TransactionID)
 	rec.TransactionID = p.TransactionID
 	select {
 	case e.evaluators <- struct{}{}:

@@ -72,7 +72,7 @@ func record(p engine.Payment, outcome engine.Outcome) *engine.Record {
 		p.Amount = 100
 	}
 	rec := &engine.Record{Payment: p, RequestHash: p.ContentHash()}
-	rec.ID = engine.NewID("dec_", time.Now())
+	rec.ID = engine.DecisionID(p.TransactionID)
 	rec.TransactionID = p.TransactionID
 	rec.Outcome = outcome
 	rec.EvaluatedAt = p.OccurredAt

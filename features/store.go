@@ -98,6 +98,11 @@ type Store struct {
 	flushMu sync.Mutex
 	stored  atomic.Pointer[storedFilter]
 	tables  *tables
+	// txIndex is true once a record may be stored under an id other than
+	// engine.DecisionID of its transaction (written by an older version,
+	// or given its own id by the caller): lookups by transaction id then
+	// fall back to the t/ index. Set at Open when t/ keys exist.
+	txIndex atomic.Bool
 }
 
 var (
@@ -117,7 +122,7 @@ type commitReq struct {
 // Key prefixes in Badger.
 const (
 	prefixDecision = "d/" // decision id -> seq + record
-	prefixTx       = "t/" // transaction id -> decision id
+	prefixTx       = "t/" // transaction id -> decision id, when the id is not derived from it
 	prefixSeq      = "q/" // seq (8 bytes) -> decision id; no longer written (seqlog.go)
 	prefixAccount  = "xa/"
 	prefixCard     = "xc/"
@@ -199,6 +204,10 @@ func (s *Store) Open(ctx context.Context) error {
 		return err
 	}
 	if err := s.loadEpochs(pending); err != nil {
+		db.Close()
+		return err
+	}
+	if err := s.findTxIndex(); err != nil {
 		db.Close()
 		return err
 	}
@@ -413,8 +422,19 @@ func (s *Store) writeBatch(batch []*commitReq) {
 	}
 }
 
-// getByTx reads the record of a transaction id in txn.
+// getByTx reads the record of a transaction id in txn: under its derived
+// decision id (engine.DecisionID), or, while some records are not stored
+// under theirs, through the t/ index.
 func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
+	rec, err := s.getRecord(txn, engine.DecisionID(transactionID))
+	switch {
+	case err == nil && rec.TransactionID == transactionID:
+		return rec, nil
+	case err != nil && !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, err
+	case !s.txIndex.Load():
+		return nil, badger.ErrKeyNotFound
+	}
 	item, err := txn.Get(append([]byte(prefixTx), transactionID...))
 	if err != nil {
 		return nil, err
@@ -426,6 +446,7 @@ func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, 
 	return s.getRecord(txn, string(id))
 }
 
+// setRecord writes a record and its index keys in txn.
 func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) error {
 	ttl := s.opts.Retention
 	set := func(k, v []byte) error { return txn.SetEntry(badger.NewEntry(k, v).WithTTL(ttl)) }
@@ -433,8 +454,11 @@ func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) erro
 	if err := set(append([]byte(prefixDecision), id...), data); err != nil {
 		return err
 	}
-	if err := set(append([]byte(prefixTx), rec.TransactionID...), id); err != nil {
-		return err
+	if rec.ID != engine.DecisionID(rec.TransactionID) {
+		s.txIndex.Store(true)
+		if err := set(append([]byte(prefixTx), rec.TransactionID...), id); err != nil {
+			return err
+		}
 	}
 	for _, k := range indexKeys(rec) {
 		if err := set(k, nil); err != nil {
@@ -442,6 +466,19 @@ func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) erro
 		}
 	}
 	return nil
+}
+
+// findTxIndex sets txIndex if any t/ key is stored.
+func (s *Store) findTxIndex() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTx), PrefetchValues: false})
+		defer it.Close()
+		it.Rewind()
+		if it.Valid() {
+			s.txIndex.Store(true)
+		}
+		return nil
+	})
 }
 
 // Lookup implements engine.DecisionStore.
