@@ -8,7 +8,7 @@ import (
 
 // Sizing of the stored-entity filter.
 const (
-	// minFilterKeys is the fewest entity keys a filter is sized for.
+	// minFilterKeys is the fewest keys a filter is sized for: 10 MiB.
 	minFilterKeys = 8 << 20
 	// filterBitsPerKey and filterHashes give about a 1% false-positive
 	// rate at the designed key count.
@@ -36,9 +36,10 @@ type storedFilter struct {
 	added atomic.Int64
 }
 
-// newStoredFilter returns an empty filter sized for at least keys keys.
+// newStoredFilter returns an empty filter sized for keys keys (at least
+// 64).
 func newStoredFilter(keys int) *storedFilter {
-	keys = max(keys, minFilterKeys)
+	keys = max(keys, 64/filterBitsPerKey+1)
 	nbits := uint64(1) << bits.Len64(uint64(keys*filterBitsPerKey)-1)
 	return &storedFilter{
 		seed:  maphash.MakeSeed(),

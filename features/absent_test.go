@@ -6,7 +6,7 @@ import (
 )
 
 func TestStoredFilter(t *testing.T) {
-	f := newStoredFilter(0)
+	f := newStoredFilter(minFilterKeys)
 	const n = 100_000
 	for i := range n {
 		f.add([]byte("card_n\x00fp_" + strconv.Itoa(i)))

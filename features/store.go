@@ -103,6 +103,7 @@ type Store struct {
 	// or given its own id by the caller): lookups by transaction id then
 	// fall back to the t/ index. Set at Open when t/ keys exist.
 	txIndex atomic.Bool
+	txf     txFilter
 }
 
 var (
@@ -157,6 +158,7 @@ func New(opts Options) *Store {
 	s := &Store{
 		opts: opts, commits: make(chan *commitReq, 4*maxBatch), closing: make(chan struct{}),
 		inBatch: make(map[string]*commitReq, maxBatch), tables: newTables(),
+		txf: txFilter{minKeys: minFilterKeys},
 	}
 	s.defs.Store(&featureSet{})
 	s.registerSpent()
@@ -232,6 +234,7 @@ func (s *Store) Open(ctx context.Context) error {
 	go s.commitLoop()
 	go s.flushLoop()
 	go s.gcLoop()
+	s.startTxFilter(0)
 	return nil
 }
 
@@ -341,6 +344,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 	start := time.Now()
 	var fresh []*commitReq
 	var written []*table // tables new to Badger, written with the batch
+	s.txf.mu.Lock() // see txFilter
 	err := s.db.Update(func(txn *badger.Txn) error {
 		// The idempotency check of every decision in the batch, in the
 		// transaction that writes them: a transaction id already stored
@@ -380,6 +384,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		}
 		s.seqMu.Unlock()
 		for _, r := range fresh {
+			s.txf.add(r.rec.ID) // before the write: no false negatives
 			if err := s.setRecord(txn, r.rec, r.data); err != nil {
 				return err
 			}
@@ -392,6 +397,10 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		}
 		return s.writeSeqGroup(txn, fresh)
 	})
+	s.txf.mu.Unlock()
+	if f := s.txf.active.Load(); f != nil && f.full() {
+		s.startTxFilter(2 * f.keys)
+	}
 	if err == nil {
 		for _, t := range written {
 			t.stored.Store(true)
@@ -426,7 +435,11 @@ func (s *Store) writeBatch(batch []*commitReq) {
 // decision id (engine.DecisionID), or, while some records are not stored
 // under theirs, through the t/ index.
 func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
-	rec, err := s.getRecord(txn, engine.DecisionID(transactionID))
+	id := engine.DecisionID(transactionID)
+	if !s.txIndex.Load() && !s.txf.mayContain(id) {
+		return nil, badger.ErrKeyNotFound // never stored: no Badger read
+	}
+	rec, err := s.getRecord(txn, id)
 	switch {
 	case err == nil && rec.TransactionID == transactionID:
 		return rec, nil
@@ -439,11 +452,11 @@ func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, 
 	if err != nil {
 		return nil, err
 	}
-	id, err := item.ValueCopy(nil)
+	indexed, err := item.ValueCopy(nil)
 	if err != nil {
 		return nil, err
 	}
-	return s.getRecord(txn, string(id))
+	return s.getRecord(txn, string(indexed))
 }
 
 // setRecord writes a record and its index keys in txn.
@@ -638,7 +651,7 @@ func (s *Store) buildFilter(keys int) error {
 	if err := scan(func([]byte) { n++ }); err != nil {
 		return fmt.Errorf("count stored entities: %w", err)
 	}
-	f := newStoredFilter(max(keys, 2*n))
+	f := newStoredFilter(max(keys, 2*n, minFilterKeys))
 	if err := scan(f.add); err != nil {
 		return fmt.Errorf("read stored entity keys: %w", err)
 	}
