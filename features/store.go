@@ -344,7 +344,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 	start := time.Now()
 	var fresh []*commitReq
 	var written []*table // tables new to Badger, written with the batch
-	s.txf.mu.Lock() // see txFilter
+	s.txf.mu.Lock()      // see txFilter
 	err := s.db.Update(func(txn *badger.Txn) error {
 		// The idempotency check of every decision in the batch, in the
 		// transaction that writes them: a transaction id already stored
