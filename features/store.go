@@ -96,6 +96,7 @@ type Store struct {
 	// flushMu serialises flushes (the flusher, Close and backfills), so
 	// the stored-entity filter is rebuilt while no entity is being written.
 	flushMu sync.Mutex
+	flushed flushBufs // guarded by flushMu
 	stored  atomic.Pointer[storedFilter]
 	tables  *tables
 	// txIndex is true once a record may be stored under an id other than
@@ -581,10 +582,6 @@ func (s *Store) flush() error {
 		}
 	}
 	defs := s.defs.Load()
-	type entry struct {
-		key, value []byte
-		ttl        time.Duration
-	}
 	// Only the swap of the dirty sets happens under the committer's lock:
 	// every decision up to mark is then in a window that is either in a
 	// flushing set or already stored. Windows are encoded after the lock is
@@ -594,8 +591,10 @@ func (s *Store) flush() error {
 	mark := s.applied.Load()
 	s.ws.swapDirty()
 	s.applyMu.Unlock()
-	var entries []entry
-	var keys, values []byte
+	// The buffers of the last flush are reused: Badger has copied what
+	// it keeps of them once the last write batch was flushed.
+	b := &s.flushed
+	entries, keys, values := b.entries[:0], b.keys[:0], b.values[:0]
 	s.ws.eachFlushing(func(key string, e *entity) {
 		ttl := e.live(defs)
 		if ttl == 0 {
@@ -606,8 +605,16 @@ func (s *Store) flush() error {
 		values = e.encode(values)
 		// Sub-slices stay valid when the buffers grow: the batch keeps
 		// the old arrays alive until it is flushed.
-		entries = append(entries, entry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: time.Duration(ttl)})
+		entries = append(entries, flushEntry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: time.Duration(ttl)})
 	})
+	defer func() {
+		// Keep buffers up to a bound, so one large flush (after a
+		// backfill) does not pin its memory.
+		if cap(keys)+cap(values) <= maxFlushBufs {
+			clear(entries) // drop references into buffers that may be replaced
+			b.entries, b.keys, b.values = entries[:0], keys, values
+		}
+	}()
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	var werr error
@@ -632,6 +639,20 @@ func (s *Store) flush() error {
 	}
 	return nil
 }
+
+// flushBufs are the encoding buffers of a flush, kept for the next one.
+type flushBufs struct {
+	entries      []flushEntry
+	keys, values []byte
+}
+
+type flushEntry struct {
+	key, value []byte
+	ttl        time.Duration
+}
+
+// maxFlushBufs bounds the bytes of flush buffers kept between flushes.
+const maxFlushBufs = 16 << 20
 
 // buildFilter replaces the stored-entity filter with one holding every
 // entity key in Badger, sized for at least keys keys (and twice what is
