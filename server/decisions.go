@@ -30,7 +30,20 @@ func (s *Server) postDecision(c echo.Context) error {
 	if replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(http.StatusOK, toDecisionJSON(rec, replayed))
+	out := toDecisionJSON(rec, replayed)
+	bp := responseBufs.Get().(*[]byte)
+	b, ok := out.appendJSON((*bp)[:0])
+	defer func() {
+		if cap(b) <= maxPooledResponse {
+			*bp = b[:0]
+			responseBufs.Put(bp)
+		}
+	}()
+	if !ok {
+		return c.JSON(http.StatusOK, out)
+	}
+	// c.Blob has copied b into the response's buffer when it returns.
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 // readBody reads the whole body, refusing more than MaxBodyBytes.
