@@ -34,6 +34,10 @@ type shard struct {
 	lru      *simplelru.LRU[string, *entity]
 	dirty    map[string]*entity
 	flushing map[string]*entity
+	// urgent holds the dirty entities a label changed: the decision log
+	// cannot replay a label's effect, so they are written at the next tick
+	// rather than the next full flush (Store.flushUrgent).
+	urgent map[string]*entity
 }
 
 func newWindows(capacity int, load func(key []byte) ([]byte, error)) *windows {
@@ -42,8 +46,41 @@ func newWindows(capacity int, load func(key []byte) ([]byte, error)) *windows {
 	for i := range w.shards {
 		w.shards[i].lru, _ = simplelru.NewLRU[string, *entity](per, nil) // size > 0: cannot fail
 		w.shards[i].dirty = make(map[string]*entity)
+		w.shards[i].urgent = make(map[string]*entity)
 	}
 	return w
+}
+
+// markUrgent marks the entity of key, if it is dirty, to be written at the
+// next tick.
+func (ws *windows) markUrgent(key []byte) {
+	s := ws.shardOf(key)
+	s.mu.Lock()
+	if e, ok := s.dirty[string(key)]; ok {
+		s.urgent[e.key] = e
+	}
+	s.mu.Unlock()
+}
+
+// eachUrgent calls fn with every urgent entity, under its shard's lock, and
+// clears the urgent sets. The entities stay dirty, for the next full flush.
+func (ws *windows) eachUrgent(fn func(key string, e *entity)) {
+	for i := range ws.shards {
+		s := &ws.shards[i]
+		s.mu.Lock()
+		for k, e := range s.urgent {
+			fn(k, e)
+		}
+		clear(s.urgent)
+		s.mu.Unlock()
+	}
+}
+
+// reurge marks keys urgent again after a failed write.
+func (ws *windows) reurge(keys []string) {
+	for _, k := range keys {
+		ws.markUrgent([]byte(k))
+	}
 }
 
 func (ws *windows) shardOf(key []byte) *shard {
@@ -98,6 +135,7 @@ func (ws *windows) swapDirty() {
 			s.flushing = s.dirty
 			s.dirty = make(map[string]*entity, len(s.flushing))
 		}
+		clear(s.urgent) // the full flush writes them
 		s.mu.Unlock()
 	}
 }

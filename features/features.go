@@ -124,7 +124,7 @@ func emptyValue(f *feature) float64 {
 // apply records one decided payment into every feature of fs it matches.
 func (s *Store) apply(rec *engine.Record, fs *featureSet) {
 	for _, g := range fs.groups {
-		s.applyGroup(rec, g.spec, g.paths, g.feats, false)
+		s.applyGroup(rec, g.spec, g.paths, g.feats, applyNew)
 	}
 }
 
@@ -133,15 +133,29 @@ func (s *Store) apply(rec *engine.Record, fs *featureSet) {
 // was written after rec was applied) is left alone.
 func (s *Store) replayApply(rec *engine.Record, fs *featureSet) {
 	for _, g := range fs.groups {
-		s.applyGroup(rec, g.spec, g.paths, g.feats, true)
+		s.applyGroup(rec, g.spec, g.paths, g.feats, applyReplay)
 	}
 }
 
 // applyOne records rec into f alone (backfills, labels).
 func (s *Store) applyOne(rec *engine.Record, f *feature) {
 	one := [1]*feature{f}
-	s.applyGroup(rec, f.spec, f.def.Entity, one[:], false)
+	s.applyGroup(rec, f.spec, f.def.Entity, one[:], applyNew)
 }
+
+// applyMode says how applyGroup records a payment.
+type applyMode int
+
+const (
+	// applyNew records a decision just committed, or a backfilled one.
+	applyNew applyMode = iota
+	// applyReplay is the start-up replay: a window whose seq shows it
+	// already holds the decision is not changed.
+	applyReplay
+	// applyLabelled is a label's late effect: it is not in the decision
+	// log, so the changed entity is written at the next tick.
+	applyLabelled
+)
 
 // event is what one decided payment adds to one feature's window.
 type event struct {
@@ -152,9 +166,9 @@ type event struct {
 }
 
 // applyGroup records rec into feats, which are all kept per spec: one cache
-// lookup for the entity, then each feature's window. With replay set, a
-// window whose seq shows it already holds rec is not changed.
-func (s *Store) applyGroup(rec *engine.Record, spec string, paths Paths, feats []*feature, replay bool) {
+// lookup for the entity, then each feature's window, as mode says.
+func (s *Store) applyGroup(rec *engine.Record, spec string, paths Paths, feats []*feature, mode applyMode) {
+	replay := mode == applyReplay
 	var evBuf [16]event
 	evs := evBuf[:0]
 	for _, f := range feats {
@@ -186,6 +200,10 @@ func (s *Store) applyGroup(rec *engine.Record, spec string, paths Paths, feats [
 	})
 	if err != nil {
 		s.opts.Log.Error("update features", "entity", spec, "err", err)
+		return
+	}
+	if mode == applyLabelled {
+		s.ws.markUrgent(key)
 	}
 }
 

@@ -36,6 +36,7 @@ func (s *Store) applyLabel(rec *engine.Record) {
 		if before, err := f.where.Match(&prev); err == nil && before {
 			continue
 		}
-		s.applyOne(rec, f) // applies only when the filter admits rec now
+		one := [1]*feature{f} // applies only when the filter admits rec now
+		s.applyGroup(rec, f.spec, f.def.Entity, one[:], applyLabelled)
 	}
 }

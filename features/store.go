@@ -19,11 +19,14 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultFlushInterval = 200 * time.Millisecond
-	DefaultCacheEntries  = 200_000
-	DefaultRetention     = 180 * 24 * time.Hour
-	DefaultGCInterval    = 10 * time.Minute
-	maxBatch             = 256
+	DefaultFlushInterval = 5 * time.Second
+	// labelFlushInterval is how late an entity a label changed is written
+	// (flushUrgent), whatever the flush interval.
+	labelFlushInterval  = 200 * time.Millisecond
+	DefaultCacheEntries = 200_000
+	DefaultRetention    = 180 * 24 * time.Hour
+	DefaultGCInterval   = 10 * time.Minute
+	maxBatch            = 256
 	// slowWrite is how long a group commit may take before it is logged.
 	slowWrite = 100 * time.Millisecond
 )
@@ -37,9 +40,14 @@ type Options struct {
 	// is in the OS page cache) but an OS crash or power loss may lose the
 	// last moments of writes.
 	SyncWrites bool
-	// FlushInterval is how often changed feature windows are written to
-	// Badger. Windows not yet flushed are rebuilt from the decision log on
-	// start-up, so this bounds replay work, not data loss.
+	// FlushInterval is how often every changed entity is written to
+	// Badger, followed by the watermark. Decisions not yet in the written
+	// state are replayed from the decision log on start-up, so this bounds
+	// replay work and the memory of changed entities kept beyond the cache
+	// budget, not data loss. A label's effect on label-filtered features,
+	// which the log cannot replay, is written within labelFlushInterval
+	// (200 ms) whatever this is. Longer intervals write each busy entity
+	// once for many decisions (docs/performance.md).
 	FlushInterval time.Duration
 	// CacheEntries bounds how many entity windows are kept in memory; cold
 	// ones live only in Badger.
@@ -554,21 +562,63 @@ func (s *Store) loadWindow(key []byte) ([]byte, error) {
 	return out, err
 }
 
-// flushLoop writes changed windows every FlushInterval.
+// flushLoop writes every changed entity every FlushInterval, and the
+// entities labels changed at every tick between.
 func (s *Store) flushLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opts.FlushInterval)
+	t := time.NewTicker(min(s.opts.FlushInterval, labelFlushInterval))
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
-		case <-t.C:
-			if err := s.flush(); err != nil {
+		case now := <-t.C:
+			var err error
+			if now.Sub(last) >= s.opts.FlushInterval {
+				last = now
+				err = s.flush()
+			} else {
+				err = s.flushUrgent()
+			}
+			if err != nil {
 				s.opts.Log.Error("flush feature windows", "err", err)
 			}
 		case <-s.closing:
 			return
 		}
 	}
+}
+
+// flushUrgent writes the entities labels changed since the last flush,
+// without the watermark: the decisions they hold past it are replayed
+// after a crash and skipped by each window's seq, as for any entity
+// written after the watermark was taken.
+func (s *Store) flushUrgent() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	defs := s.defs.Load()
+	var entries []flushEntry
+	var keys []string
+	s.ws.eachUrgent(func(key string, e *entity) {
+		ttl := e.live(defs)
+		if ttl == 0 {
+			return
+		}
+		keys = append(keys, key)
+		entries = append(entries, flushEntry{key: append([]byte(prefixEntity), key...), value: e.encode(nil), ttl: time.Duration(ttl)})
+	})
+	if len(entries) == 0 {
+		return nil
+	}
+	filter := s.stored.Load()
+	for rest := entries; len(rest) > 0; {
+		chunk := rest[:min(len(rest), flushChunk)]
+		rest = rest[len(chunk):]
+		if err := s.writeChunk(filter, chunk, nil); err != nil {
+			s.ws.reurge(keys)
+			return fmt.Errorf("write entities changed by labels: %w", err)
+		}
+	}
+	return nil
 }
 
 // flush writes every changed entity and then the watermark: the highest
@@ -625,7 +675,11 @@ func (s *Store) flush() error {
 		chunk := rest[:min(len(rest), flushChunk)]
 		rest = rest[len(chunk):]
 		last := len(rest) == 0
-		if werr = s.writeChunk(filter, chunk, last, mark); werr != nil || last {
+		var watermark *uint64
+		if last {
+			watermark = &mark
+		}
+		if werr = s.writeChunk(filter, chunk, watermark); werr != nil || last {
 			break
 		}
 	}
@@ -636,9 +690,9 @@ func (s *Store) flush() error {
 	return nil
 }
 
-// writeChunk writes entities of a flush in one write batch and, if last,
-// the watermark after them.
-func (s *Store) writeChunk(filter *storedFilter, chunk []flushEntry, last bool, mark uint64) error {
+// writeChunk writes entities of a flush in one write batch and, if
+// watermark is not nil, the watermark after them.
+func (s *Store) writeChunk(filter *storedFilter, chunk []flushEntry, watermark *uint64) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range chunk {
@@ -649,8 +703,8 @@ func (s *Store) writeChunk(filter *storedFilter, chunk []flushEntry, last bool, 
 			return err
 		}
 	}
-	if last {
-		if err := wb.Set([]byte(keyWatermark), binary.BigEndian.AppendUint64(nil, mark)); err != nil {
+	if watermark != nil {
+		if err := wb.Set([]byte(keyWatermark), binary.BigEndian.AppendUint64(nil, *watermark)); err != nil {
 			return err
 		}
 	}
