@@ -126,7 +126,7 @@ func (ws *windows) with(key []byte, fn func(e *entity) bool) error {
 
 // swapDirty moves every shard's dirty set to its flushing set. It is
 // cheap (a map swap per shard), so the caller may hold the committer's
-// lock while it runs; encoding happens later in eachFlushing.
+// lock while it runs; encoding happens later in eachFlushingShard.
 func (ws *windows) swapDirty() {
 	for i := range ws.shards {
 		s := &ws.shards[i]
@@ -140,10 +140,12 @@ func (ws *windows) swapDirty() {
 	}
 }
 
-// eachFlushing calls fn with every entity of the flushing sets, under its
-// shard's lock so fn sees a consistent entity. An entity may have changed
-// since swapDirty; the seq of each window says which decisions it holds.
-func (ws *windows) eachFlushing(fn func(key string, e *entity)) {
+// eachFlushingShard calls fn with every entity of a shard's flushing set,
+// under the shard's lock so fn sees a consistent entity, then after outside
+// it, shard after shard; it stops at the first error of after. An entity
+// may have changed since swapDirty; the seq of each window says which
+// decisions it holds.
+func (ws *windows) eachFlushingShard(fn func(key string, e *entity), after func() error) error {
 	for i := range ws.shards {
 		s := &ws.shards[i]
 		s.mu.Lock()
@@ -151,7 +153,11 @@ func (ws *windows) eachFlushing(fn func(key string, e *entity)) {
 			fn(k, e)
 		}
 		s.mu.Unlock()
+		if err := after(); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // flushed ends a flush: on success the flushing sets are dropped; on

@@ -641,47 +641,46 @@ func (s *Store) flush() error {
 	mark := s.applied.Load()
 	s.ws.swapDirty()
 	s.applyMu.Unlock()
-	// The buffers of the last flush are reused: Badger has copied what
-	// it keeps of them once the last write batch was flushed.
+	// Shard by shard: a shard's changed entities are encoded under its
+	// lock, then written in chunks of flushChunk, one after the other, the
+	// watermark after the last shard. Badger has a single writer, and a
+	// decision commit queued behind a whole flush (about 3,000 entities at
+	// 3,000 decisions a second) waited 10-20 ms for it; encoding every
+	// shard before writing made a burst of CPU of its own. The buffers are
+	// reused from shard to shard and flush to flush: Badger has copied what
+	// it keeps of them once a write batch is flushed.
 	b := &s.flushed
-	entries, keys, values := b.entries[:0], b.keys[:0], b.values[:0]
-	s.ws.eachFlushing(func(key string, e *entity) {
+	filter := s.stored.Load()
+	encode := func(key string, e *entity) {
 		ttl := e.live(defs)
 		if ttl == 0 {
 			return // only deleted or redefined features; the stored copy expires by TTL
 		}
-		k, v := len(keys), len(values)
-		keys = append(append(keys, prefixEntity...), key...)
-		values = e.encode(values)
-		// Sub-slices stay valid when the buffers grow: the batch keeps
-		// the old arrays alive until it is flushed.
-		entries = append(entries, flushEntry{key: keys[k:len(keys):len(keys)], value: values[v:len(values):len(values)], ttl: time.Duration(ttl)})
-	})
-	defer func() {
-		// Keep buffers up to a bound, so one large flush (after a
-		// backfill) does not pin its memory.
-		if cap(keys)+cap(values) <= maxFlushBufs {
-			clear(entries) // drop references into buffers that may be replaced
-			b.entries, b.keys, b.values = entries[:0], keys, values
+		k, v := len(b.keys), len(b.values)
+		b.keys = append(append(b.keys, prefixEntity...), key...)
+		b.values = e.encode(b.values)
+		// Sub-slices stay valid when the buffers grow: the old arrays
+		// stay alive until the shard is written.
+		b.entries = append(b.entries, flushEntry{key: b.keys[k:len(b.keys):len(b.keys)], value: b.values[v:len(b.values):len(b.values)], ttl: time.Duration(ttl)})
+	}
+	write := func() error {
+		for rest := b.entries; len(rest) > 0; {
+			chunk := rest[:min(len(rest), flushChunk)]
+			rest = rest[len(chunk):]
+			if err := s.writeChunk(filter, chunk, nil); err != nil {
+				return err
+			}
 		}
-	}()
-	// Written in chunks, one after the other, the watermark with the
-	// last: Badger has a single writer, and a decision commit queued
-	// behind a whole flush (about 3,000 entities at 3,000 decisions a
-	// second) waited 10-20 ms for it, five times a second.
-	filter := s.stored.Load()
-	var werr error
-	for rest := entries; ; {
-		chunk := rest[:min(len(rest), flushChunk)]
-		rest = rest[len(chunk):]
-		last := len(rest) == 0
-		var watermark *uint64
-		if last {
-			watermark = &mark
-		}
-		if werr = s.writeChunk(filter, chunk, watermark); werr != nil || last {
-			break
-		}
+		clear(b.entries) // drop references into buffers that may be replaced
+		b.entries, b.keys, b.values = b.entries[:0], b.keys[:0], b.values[:0]
+		return nil
+	}
+	werr := s.ws.eachFlushingShard(encode, write)
+	if werr == nil {
+		werr = s.writeChunk(filter, nil, &mark)
+	}
+	if cap(b.keys)+cap(b.values) > maxFlushBufs {
+		*b = flushBufs{} // one large flush (after a backfill) does not pin its memory
 	}
 	s.ws.flushed(werr == nil)
 	if werr != nil {
