@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -35,16 +36,7 @@ func TestKillAfterLabelKeepsItsEffect(t *testing.T) {
 		t.Skip("running as the child")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLabelKillChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "RISK_LABEL_CHILD_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestLabelKillChild", "RISK_LABEL_CHILD_DIR", dir)
 	labelled := false
 	for sc := bufio.NewScanner(out); sc.Scan(); {
 		if strings.HasPrefix(sc.Text(), "LABELLED") {
@@ -129,4 +121,21 @@ func watermark(tb testing.TB, s *features.Store) uint64 {
 		tb.Fatal(err)
 	}
 	return mark
+}
+
+// startChild runs the test named test of this binary in a child process,
+// with env set to dir, and returns it and its standard output.
+func startChild(tb testing.TB, test, env, dir string) (*exec.Cmd, io.Reader) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, out
 }

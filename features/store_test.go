@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"iter"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,16 +126,7 @@ func TestKillNineLosesNoAcknowledgedDecision(t *testing.T) {
 		t.Skip("running as the child")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "RISK_KILL_CHILD_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestKillChild", "RISK_KILL_CHILD_DIR", dir)
 	var acked []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
