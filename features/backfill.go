@@ -129,7 +129,7 @@ func (s *Store) backfill(ctx context.Context, f *feature, b *Backfill) error {
 		if rec.Payment.OccurredAt.Before(oldest) {
 			return nil
 		}
-		s.applyOne(rec, f)
+		s.applyOne(rec, f, applyNew)
 		return nil
 	})
 	if errors.Is(err, errStop) {

@@ -137,10 +137,10 @@ func (s *Store) replayApply(rec *engine.Record, fs *featureSet) {
 	}
 }
 
-// applyOne records rec into f alone (backfills, labels).
-func (s *Store) applyOne(rec *engine.Record, f *feature) {
+// applyOne records rec into f alone (backfills, labels), as mode says.
+func (s *Store) applyOne(rec *engine.Record, f *feature, mode applyMode) {
 	one := [1]*feature{f}
-	s.applyGroup(rec, f.spec, f.def.Entity, one[:], applyNew)
+	s.applyGroup(rec, f.spec, f.def.Entity, one[:], mode)
 }
 
 // applyMode says how applyGroup records a payment.

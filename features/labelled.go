@@ -36,7 +36,6 @@ func (s *Store) applyLabel(rec *engine.Record) {
 		if before, err := f.where.Match(&prev); err == nil && before {
 			continue
 		}
-		one := [1]*feature{f} // applies only when the filter admits rec now
-		s.applyGroup(rec, f.spec, f.def.Entity, one[:], applyLabelled)
+		s.applyOne(rec, f, applyLabelled) // applies only when the filter admits rec now
 	}
 }

@@ -124,9 +124,12 @@ type commitReq struct {
 	rec  *engine.Record
 	data []byte
 	tab  *table
-	defs *featureSet
-	dup  *engine.Record // the stored record when rec's transaction was decided before
-	done chan error
+	// derived is true when rec.ID is engine.DecisionID of its transaction
+	// (set by the committer).
+	derived bool
+	defs    *featureSet
+	dup     *engine.Record // the stored record when rec's transaction was decided before
+	done    chan error
 }
 
 // Key prefixes in Badger.
@@ -373,7 +376,9 @@ func (s *Store) writeBatch(batch []*commitReq) {
 				continue
 			}
 			s.inBatch[r.rec.TransactionID] = r
-			stored, err := s.getByTx(txn, r.rec.TransactionID)
+			derived := engine.DecisionID(r.rec.TransactionID)
+			r.derived = r.rec.ID == derived
+			stored, err := s.getByTxID(txn, r.rec.TransactionID, derived)
 			switch {
 			case err == nil:
 				r.dup = stored
@@ -394,7 +399,7 @@ func (s *Store) writeBatch(batch []*commitReq) {
 		s.seqMu.Unlock()
 		for _, r := range fresh {
 			s.txf.add(r.rec.ID) // before the write: no false negatives
-			if err := s.setRecord(txn, r.rec, r.data); err != nil {
+			if err := s.setRecord(txn, r.rec, r.data, r.derived); err != nil {
 				return err
 			}
 			if !r.tab.stored.Load() && !slices.Contains(written, r.tab) {
@@ -444,7 +449,11 @@ func (s *Store) writeBatch(batch []*commitReq) {
 // decision id (engine.DecisionID), or, while some records are not stored
 // under theirs, through the t/ index.
 func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, error) {
-	id := engine.DecisionID(transactionID)
+	return s.getByTxID(txn, transactionID, engine.DecisionID(transactionID))
+}
+
+// getByTxID is getByTx given the derived decision id.
+func (s *Store) getByTxID(txn *badger.Txn, transactionID, id string) (*engine.Record, error) {
 	if !s.txIndex.Load() && !s.txf.mayContain(id) {
 		return nil, badger.ErrKeyNotFound // never stored: no Badger read
 	}
@@ -468,15 +477,16 @@ func (s *Store) getByTx(txn *badger.Txn, transactionID string) (*engine.Record, 
 	return s.getRecord(txn, string(indexed))
 }
 
-// setRecord writes a record and its index keys in txn.
-func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte) error {
+// setRecord writes a record and its index keys in txn; derived says its id
+// is engine.DecisionID of its transaction.
+func (s *Store) setRecord(txn *badger.Txn, rec *engine.Record, data []byte, derived bool) error {
 	ttl := s.opts.Retention
 	set := func(k, v []byte) error { return txn.SetEntry(badger.NewEntry(k, v).WithTTL(ttl)) }
 	id := []byte(rec.ID)
 	if err := set(append([]byte(prefixDecision), id...), data); err != nil {
 		return err
 	}
-	if rec.ID != engine.DecisionID(rec.TransactionID) {
+	if !derived {
 		s.txIndex.Store(true)
 		if err := set(append([]byte(prefixTx), rec.TransactionID...), id); err != nil {
 			return err
@@ -596,27 +606,18 @@ func (s *Store) flushUrgent() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	defs := s.defs.Load()
-	var entries []flushEntry
-	var keys []string
-	s.ws.eachUrgent(func(key string, e *entity) {
-		ttl := e.live(defs)
-		if ttl == 0 {
-			return
-		}
-		keys = append(keys, key)
-		entries = append(entries, flushEntry{key: append([]byte(prefixEntity), key...), value: e.encode(nil), ttl: time.Duration(ttl)})
-	})
-	if len(entries) == 0 {
+	b := &s.flushed
+	s.ws.eachUrgent(func(key string, e *entity) { b.add(defs, key, e) })
+	if len(b.entries) == 0 {
 		return nil
 	}
-	filter := s.stored.Load()
-	for rest := entries; len(rest) > 0; {
-		chunk := rest[:min(len(rest), flushChunk)]
-		rest = rest[len(chunk):]
-		if err := s.writeChunk(filter, chunk, nil); err != nil {
-			s.ws.reurge(keys)
-			return fmt.Errorf("write entities changed by labels: %w", err)
-		}
+	var keys []string
+	for _, e := range b.entries {
+		keys = append(keys, string(e.key[len(prefixEntity):]))
+	}
+	if err := s.writeEntities(s.stored.Load(), b); err != nil {
+		s.ws.reurge(keys)
+		return fmt.Errorf("write entities changed by labels: %w", err)
 	}
 	return nil
 }
@@ -651,30 +652,8 @@ func (s *Store) flush() error {
 	// it keeps of them once a write batch is flushed.
 	b := &s.flushed
 	filter := s.stored.Load()
-	encode := func(key string, e *entity) {
-		ttl := e.live(defs)
-		if ttl == 0 {
-			return // only deleted or redefined features; the stored copy expires by TTL
-		}
-		k, v := len(b.keys), len(b.values)
-		b.keys = append(append(b.keys, prefixEntity...), key...)
-		b.values = e.encode(b.values)
-		// Sub-slices stay valid when the buffers grow: the old arrays
-		// stay alive until the shard is written.
-		b.entries = append(b.entries, flushEntry{key: b.keys[k:len(b.keys):len(b.keys)], value: b.values[v:len(b.values):len(b.values)], ttl: time.Duration(ttl)})
-	}
-	write := func() error {
-		for rest := b.entries; len(rest) > 0; {
-			chunk := rest[:min(len(rest), flushChunk)]
-			rest = rest[len(chunk):]
-			if err := s.writeChunk(filter, chunk, nil); err != nil {
-				return err
-			}
-		}
-		clear(b.entries) // drop references into buffers that may be replaced
-		b.entries, b.keys, b.values = b.entries[:0], b.keys[:0], b.values[:0]
-		return nil
-	}
+	encode := func(key string, e *entity) { b.add(defs, key, e) }
+	write := func() error { return s.writeEntities(filter, b) }
 	werr := s.ws.eachFlushingShard(encode, write)
 	if werr == nil {
 		werr = s.writeChunk(filter, nil, &mark)
@@ -725,6 +704,41 @@ type flushEntry struct {
 	ttl        time.Duration
 }
 
+// add encodes e under key, unless none of its features is live (only
+// deleted or redefined ones: the stored copy expires by TTL).
+func (b *flushBufs) add(defs *featureSet, key string, e *entity) {
+	ttl := e.live(defs)
+	if ttl == 0 {
+		return
+	}
+	k, v := len(b.keys), len(b.values)
+	b.keys = append(append(b.keys, prefixEntity...), key...)
+	b.values = e.encode(b.values)
+	// Sub-slices stay valid when the buffers grow: the old arrays stay
+	// alive until the entries are written.
+	b.entries = append(b.entries, flushEntry{key: b.keys[k:len(b.keys):len(b.keys)], value: b.values[v:len(b.values):len(b.values)], ttl: time.Duration(ttl)})
+}
+
+// reset empties b, keeping its arrays.
+func (b *flushBufs) reset() {
+	clear(b.entries) // drop references into buffers that may be replaced
+	b.entries, b.keys, b.values = b.entries[:0], b.keys[:0], b.values[:0]
+}
+
+// writeEntities writes the entities of b in chunks of flushChunk, one
+// after the other, and empties b.
+func (s *Store) writeEntities(filter *storedFilter, b *flushBufs) error {
+	defer b.reset()
+	for rest := b.entries; len(rest) > 0; {
+		chunk := rest[:min(len(rest), flushChunk)]
+		rest = rest[len(chunk):]
+		if err := s.writeChunk(filter, chunk, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // maxFlushBufs bounds the bytes of flush buffers kept between flushes.
 const maxFlushBufs = 16 << 20
 
@@ -732,26 +746,44 @@ const maxFlushBufs = 16 << 20
 // entity key in Badger, sized for at least keys keys (and twice what is
 // stored). The caller holds flushMu or runs before the flusher starts.
 func (s *Store) buildFilter(keys int) error {
-	scan := func(fn func(key []byte)) error {
-		return s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixEntity)})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				fn(it.Item().Key()[len(prefixEntity):])
-			}
-			return nil
-		})
-	}
-	n := 0
-	if err := scan(func([]byte) { n++ }); err != nil {
+	f, err := s.sizeFilter(prefixEntity, max(keys, minFilterKeys), nil)
+	if err != nil {
 		return fmt.Errorf("count stored entities: %w", err)
 	}
-	f := newStoredFilter(max(keys, 2*n, minFilterKeys))
-	if err := scan(f.add); err != nil {
+	if err := s.scanKeys(prefixEntity, nil, f.add); err != nil {
 		return fmt.Errorf("read stored entity keys: %w", err)
 	}
 	s.stored.Store(f)
 	return nil
+}
+
+// sizeFilter counts the keys under prefix and returns an empty filter
+// sized for at least keys keys and twice what is stored.
+func (s *Store) sizeFilter(prefix string, keys int, stop <-chan struct{}) (*storedFilter, error) {
+	n := 0
+	if err := s.scanKeys(prefix, stop, func([]byte) { n++ }); err != nil {
+		return nil, err
+	}
+	return newStoredFilter(max(keys, 2*n)), nil
+}
+
+// scanKeys calls fn with every key under prefix, the prefix cut off, in one
+// snapshot, without reading values. It gives up with errClosing once stop
+// is closed (nil: never).
+func (s *Store) scanKeys(prefix string, stop <-chan struct{}, fn func(key []byte)) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			select {
+			case <-stop:
+				return errClosing
+			default:
+			}
+			fn(it.Item().Key()[len(prefix):])
+		}
+		return nil
+	})
 }
 
 // replay re-applies every decision committed after the last flushed

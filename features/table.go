@@ -165,7 +165,7 @@ func sha256Prefix(b []byte) tableID {
 // use.
 type tables struct {
 	last  atomic.Pointer[table] // the table of the last record encoded
-	mu    sync.Mutex            // serialises misses, so a table is made once
+	mu    sync.Mutex            // serialises interning, so one id has one table
 	cache *lru.Cache[tableID, *table]
 }
 
@@ -179,15 +179,19 @@ func (ts *tables) of(rec *engine.Record) *table {
 	if t := ts.last.Load(); t != nil && t.matches(rec) {
 		return t
 	}
-	t := newTable(rec)
-	ts.mu.Lock()
-	if known, ok := ts.cache.Get(t.id); ok {
-		t = known
-	} else {
-		ts.cache.Add(t.id, t)
-	}
-	ts.mu.Unlock()
+	t := ts.intern(newTable(rec))
 	ts.last.Store(t)
+	return t
+}
+
+// intern caches t, or returns the cached table of its id.
+func (ts *tables) intern(t *table) *table {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if known, ok := ts.cache.Get(t.id); ok {
+		return known
+	}
+	ts.cache.Add(t.id, t)
 	return t
 }
 
@@ -211,14 +215,7 @@ func (ts *tables) get(txn *badger.Txn, id tableID) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts.mu.Lock()
-	if known, ok := ts.cache.Get(id); ok {
-		t = known
-	} else {
-		ts.cache.Add(id, t)
-	}
-	ts.mu.Unlock()
-	return t, nil
+	return ts.intern(t), nil
 }
 
 // write sets t in txn unless it is known to be stored. The caller sets

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // txFilter is a Bloom filter over the ids of the decision records in
@@ -55,31 +53,15 @@ func (f *txFilter) add(id string) {
 func (s *Store) buildTxFilter(keys int) {
 	defer s.wg.Done()
 	defer s.txf.building.Store(false)
-	scan := func(fn func(id []byte)) error {
-		return s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDecision)})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				select {
-				case <-s.closing:
-					return errClosing
-				default:
-				}
-				fn(it.Item().Key()[len(prefixDecision):])
-			}
-			return nil
-		})
-	}
-	n := 0
-	if err := scan(func([]byte) { n++ }); err != nil {
+	f, err := s.sizeFilter(prefixDecision, max(keys, s.txf.minKeys), s.closing)
+	if err != nil {
 		s.logFilterError(err)
 		return
 	}
-	f := newStoredFilter(max(keys, 2*n, s.txf.minKeys))
 	s.txf.mu.Lock()
 	s.txf.next = f
 	s.txf.mu.Unlock()
-	err := scan(f.add)
+	err = s.scanKeys(prefixDecision, s.closing, f.add)
 	s.txf.mu.Lock()
 	s.txf.next = nil
 	if err == nil {
