@@ -47,9 +47,9 @@ func (s *statsStack) seed(t *testing.T, n int, at time.Time, hitA, errA, hitB bo
 	rec.ID = engine.NewID("dec_", at)
 	rec.TransactionID, rec.EvaluatedAt, rec.Outcome = rec.Payment.TransactionID, at, engine.Allow
 	rec.Rules = []engine.RuleResult{
-		{ID: "a", Mode: engine.ModeActive, Action: engine.ActionChallenge, Matched: hitA || errA},
-		{ID: "b", Mode: engine.ModeShadow, Action: engine.ActionDeny, Matched: hitB},
-		{ID: "c", Mode: engine.ModeActive, Action: engine.ActionDeny},
+		{RuleInfo: &engine.RuleInfo{ID: "a", Mode: engine.ModeActive, Action: engine.ActionChallenge}, Matched: hitA || errA},
+		{RuleInfo: &engine.RuleInfo{ID: "b", Mode: engine.ModeShadow, Action: engine.ActionDeny}, Matched: hitB},
+		{RuleInfo: &engine.RuleInfo{ID: "c", Mode: engine.ModeActive, Action: engine.ActionDeny}},
 	}
 	if errA {
 		rec.Rules[0].Error = "boom"

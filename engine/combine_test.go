@@ -7,7 +7,7 @@ import (
 )
 
 func rr(id string, action engine.Action, score int, matched bool, mode engine.Mode) engine.RuleResult {
-	return engine.RuleResult{ID: id, Action: action, Score: score, Matched: matched, Mode: mode, Reason: id + "_code"}
+	return engine.RuleResult{RuleInfo: &engine.RuleInfo{ID: id, Action: action, Score: score, Mode: mode, Reason: id + "_code"}, Matched: matched}
 }
 
 func TestCombine(t *testing.T) {

@@ -47,20 +47,29 @@ type Thresholds struct {
 	Deny      int
 }
 
-// RuleResult is what one rule did for one payment.
-type RuleResult struct {
+// RuleInfo is what a rule set says of one of its rules: the part of a
+// RuleResult that is the same for every payment. The results of one rule
+// share one RuleInfo, so it must not be modified.
+type RuleInfo struct {
 	ID      string
 	Name    string
 	Version int
 	Mode    Mode
 	Action  Action
 	Score   int
+	Reason  string
+	Message string
+}
+
+// RuleResult is what one rule did for one payment. Its RuleInfo is never
+// nil. Pointing at the rule instead of copying it keeps a result at a
+// quarter of the size: a decision makes one per rule.
+type RuleResult struct {
+	*RuleInfo
 	Matched bool
 	// Error is set when the rule failed at run time; it then counts as not
 	// matched.
-	Error   string
-	Reason  string
-	Message string
+	Error string
 }
 
 // Reason is one cause of an outcome, safe to show the customer.

@@ -68,7 +68,7 @@ func (f funcFeatures) Features(ctx context.Context, p *engine.Payment, dst []eng
 
 func denyOver(limit int64) funcRules {
 	return funcRules{version: 7, eval: func(_ context.Context, in *engine.Input) []engine.RuleResult {
-		return []engine.RuleResult{{ID: "big", Mode: engine.ModeActive, Action: engine.ActionDeny, Matched: in.Payment.Amount > limit, Reason: "too_big"}}
+		return []engine.RuleResult{{RuleInfo: &engine.RuleInfo{ID: "big", Mode: engine.ModeActive, Action: engine.ActionDeny, Reason: "too_big"}, Matched: in.Payment.Amount > limit}}
 	}}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/riskengine/risk/engine"
@@ -95,18 +94,20 @@ func (d *recordDecoder) resultsV2(rec *engine.Record) {
 		}
 	}
 	rec.Rules = make([]engine.RuleResult, d.count(10))
+	infos := make([]engine.RuleInfo, len(rec.Rules))
 	for i := range rec.Rules {
-		r := &rec.Rules[i]
-		r.ID = d.string()
-		r.Name = d.string()
-		r.Version = d.int()
-		r.Mode = engine.Mode(d.string())
-		r.Action = engine.Action(d.string())
-		r.Score = d.int()
+		r, info := &rec.Rules[i], &infos[i]
+		r.RuleInfo = info
+		info.ID = d.string()
+		info.Name = d.string()
+		info.Version = d.int()
+		info.Mode = engine.Mode(d.string())
+		info.Action = engine.Action(d.string())
+		info.Score = d.int()
 		r.Matched = d.bool()
 		r.Error = d.string()
-		r.Reason = d.string()
-		r.Message = d.string()
+		info.Reason = d.string()
+		info.Message = d.string()
 	}
 }
 
@@ -141,12 +142,10 @@ func (d *recordDecoder) resultsV3(rec *engine.Record, table func(tableID) (*tabl
 		d.fail()
 		return
 	}
-	rec.Rules = slices.Clone(t.rules)
-	if rec.Rules == nil {
-		rec.Rules = []engine.RuleResult{}
-	}
+	rec.Rules = make([]engine.RuleResult, len(t.rules))
 	for i := range rec.Rules {
 		r := &rec.Rules[i]
+		r.RuleInfo = &t.rules[i] // shared by every record of the table
 		flags := d.byte()
 		if flags&^(ruleMatched|ruleFailed) != 0 {
 			d.fail()

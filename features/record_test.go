@@ -137,7 +137,7 @@ func TestRecordRoundTripEdges(t *testing.T) {
 			}},
 			Payment:  engine.Payment{Amount: math.MaxInt64, Attributes: map[string]any{"": "", "b": false, "f": -0.5}},
 			Features: []engine.FeatureValue{{Value: math.MaxFloat64}},
-			Rules:    []engine.RuleResult{{Version: math.MaxInt, Score: -7}},
+			Rules:    []engine.RuleResult{{RuleInfo: &engine.RuleInfo{Version: math.MaxInt, Score: -7}}},
 		}},
 		{"text", &engine.Record{
 			Decision:    engine.Decision{ID: strings.Repeat("é", 200), Reasons: []engine.Reason{{Message: "\x00\xff"}}},
@@ -351,7 +351,7 @@ func TestDecodeRecordCorrupt(t *testing.T) {
 func TestDecodeRecordV3Corrupt(t *testing.T) {
 	rec := &engine.Record{
 		Features: []engine.FeatureValue{{Name: "n", Value: 1}},
-		Rules:    []engine.RuleResult{{ID: "a", Matched: true}, {ID: "b", Error: "boom"}},
+		Rules:    []engine.RuleResult{{RuleInfo: &engine.RuleInfo{ID: "a"}, Matched: true}, {RuleInfo: &engine.RuleInfo{ID: "b"}, Error: "boom"}},
 	}
 	good, err := encodeRecord(rec)
 	if err != nil {
@@ -614,8 +614,8 @@ func fullRecord() *engine.Record {
 			{Name: "ip_amount_24h", Value: 1234.5, Ready: true},
 		},
 		Rules: []engine.RuleResult{
-			{ID: "velocity", Name: "Velocity", Version: 4, Mode: engine.ModeActive, Action: engine.ActionDeny, Score: 100, Matched: true, Error: "e1", Reason: "too_many", Message: "too many payments"},
-			{ID: "blocklist", Name: "Blocklist", Version: 1, Mode: engine.ModeShadow, Action: engine.ActionChallenge, Score: -20, Matched: true, Error: "e2", Reason: "blocked", Message: "card blocked"},
+			{RuleInfo: &engine.RuleInfo{ID: "velocity", Name: "Velocity", Version: 4, Mode: engine.ModeActive, Action: engine.ActionDeny, Score: 100, Reason: "too_many", Message: "too many payments"}, Matched: true, Error: "e1"},
+			{RuleInfo: &engine.RuleInfo{ID: "blocklist", Name: "Blocklist", Version: 1, Mode: engine.ModeShadow, Action: engine.ActionChallenge, Score: -20, Reason: "blocked", Message: "card blocked"}, Matched: true, Error: "e2"},
 		},
 		Thresholds:   engine.Thresholds{Challenge: 50, Deny: 100},
 		DeterminedBy: "rule:velocity",
@@ -658,8 +658,8 @@ func v1RecordFixture() *engine.Record {
 		RequestHash: "sha256:abc",
 		Features:    []engine.FeatureValue{{Name: "card_tx_1h", Value: 2, Ready: true}, {Name: "ip_accounts_24h", Value: 1.5}},
 		Rules: []engine.RuleResult{
-			{ID: "high_amount", Name: "High amount", Version: 3, Mode: engine.ModeActive, Action: engine.ActionScore, Score: 35, Matched: true, Reason: "amount", Message: "amount is high"},
-			{ID: "bad_bin", Mode: engine.ModeShadow, Action: engine.ActionDeny, Error: "boom"},
+			{RuleInfo: &engine.RuleInfo{ID: "high_amount", Name: "High amount", Version: 3, Mode: engine.ModeActive, Action: engine.ActionScore, Score: 35, Reason: "amount", Message: "amount is high"}, Matched: true},
+			{RuleInfo: &engine.RuleInfo{ID: "bad_bin", Mode: engine.ModeShadow, Action: engine.ActionDeny}, Error: "boom"},
 		},
 		Thresholds:   engine.Thresholds{Challenge: 30, Deny: 80},
 		DeterminedBy: "threshold:challenge",
@@ -715,11 +715,11 @@ func realisticRecord() *engine.Record {
 		})
 	}
 	for i := range 50 {
-		r := engine.RuleResult{
+		r := engine.RuleResult{RuleInfo: &engine.RuleInfo{
 			ID: fmt.Sprintf("rule_%02d", i), Name: fmt.Sprintf("Rule number %d for checking things", i), Version: 1 + i%4,
 			Mode: engine.ModeActive, Action: engine.ActionScore, Score: 5 + i%20,
 			Reason: fmt.Sprintf("reason_code_%02d", i), Message: fmt.Sprintf("Customer-facing message for rule %d", i),
-		}
+		}}
 		if i%10 == 3 {
 			r.Mode = engine.ModeShadow
 		}

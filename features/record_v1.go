@@ -67,8 +67,11 @@ func decodeRecordV1(data []byte) (*engine.Record, error) {
 	rec.Rules = make([]engine.RuleResult, len(s.Rules))
 	for i, r := range s.Rules {
 		rec.Rules[i] = engine.RuleResult{
-			ID: r.ID, Name: r.Name, Version: r.Version, Mode: r.Mode, Action: r.Action, Score: r.Score,
-			Matched: r.Matched, Error: r.Error, Reason: r.Reason, Message: r.Message,
+			RuleInfo: &engine.RuleInfo{
+				ID: r.ID, Name: r.Name, Version: r.Version, Mode: r.Mode, Action: r.Action, Score: r.Score,
+				Reason: r.Reason, Message: r.Message,
+			},
+			Matched: r.Matched, Error: r.Error,
 		}
 	}
 	return rec, nil

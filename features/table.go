@@ -14,9 +14,8 @@ import (
 )
 
 // A table holds what decision records repeat from one decision to the
-// next: the fixed fields of every rule result (all of engine.RuleResult
-// but Matched and Error, which rules.Set.Evaluate copies from the compiled
-// rule) and the feature names, in the record's order. A v3 record names its
+// next: the fixed fields of every rule result (its engine.RuleInfo, which
+// rules.Set.Evaluate points at) and the feature names, in the record's order. A v3 record names its
 // table instead of carrying them. With 50 rules that makes a record about a
 // fifth of its v2 size, and a fifth of the value-log bytes written per
 // decision and read per replayed one.
@@ -28,7 +27,7 @@ import (
 // (one per published rule set and feature set), small, and cached.
 type table struct {
 	id       tableID
-	rules    []engine.RuleResult // Matched and Error are zero
+	rules    []engine.RuleInfo
 	features []string
 	enc      []byte // the stored value
 	// stored is true once the table is known to be in Badger; until then
@@ -56,13 +55,12 @@ var errMissingTable = errors.New("record table not found")
 // newTable returns the table of rec's rule results and feature values.
 func newTable(rec *engine.Record) *table {
 	t := &table{
-		rules:    make([]engine.RuleResult, len(rec.Rules)),
+		rules:    make([]engine.RuleInfo, len(rec.Rules)),
 		features: make([]string, len(rec.Features)),
 	}
 	n := 1 + 2*binary.MaxVarintLen64
 	for i := range rec.Rules {
-		r := rec.Rules[i]
-		r.Matched, r.Error = false, ""
+		r := *rec.Rules[i].RuleInfo
 		t.rules[i] = r
 		n += strSize(r.ID) + strSize(r.Name) + intSize(int64(r.Version)) + strSize(string(r.Mode)) +
 			strSize(string(r.Action)) + intSize(int64(r.Score)) + strSize(r.Reason) + strSize(r.Message)
@@ -95,16 +93,14 @@ func newTable(rec *engine.Record) *table {
 }
 
 // matches reports whether t is the table of rec. It is on the path of
-// every decision: the strings of a rule result share their bytes with the
-// compiled rule, so each comparison is usually a pointer comparison.
+// every decision: the strings of a rule's info share their bytes with the
+// table's copy, so each comparison is usually a pointer comparison.
 func (t *table) matches(rec *engine.Record) bool {
 	if len(t.rules) != len(rec.Rules) || len(t.features) != len(rec.Features) {
 		return false
 	}
 	for i := range t.rules {
-		a, b := &t.rules[i], &rec.Rules[i]
-		if a.ID != b.ID || a.Name != b.Name || a.Version != b.Version || a.Mode != b.Mode ||
-			a.Action != b.Action || a.Score != b.Score || a.Reason != b.Reason || a.Message != b.Message {
+		if t.rules[i] != *rec.Rules[i].RuleInfo {
 			return false
 		}
 	}
@@ -127,7 +123,7 @@ func decodeTable(id tableID, data []byte) (*table, error) {
 	}
 	d := recordDecoder{b: data, s: string(data), off: 1}
 	t := &table{id: id, enc: data}
-	t.rules = make([]engine.RuleResult, d.count(8))
+	t.rules = make([]engine.RuleInfo, d.count(8))
 	for i := range t.rules {
 		r := &t.rules[i]
 		r.ID = d.string()

@@ -26,8 +26,8 @@ func TestRecordTablesSurviveRestart(t *testing.T) {
 	}
 	ruleSet := func(message string) []engine.RuleResult {
 		return []engine.RuleResult{
-			{ID: "velocity", Name: "Card velocity", Version: 3, Mode: engine.ModeActive, Action: engine.ActionDeny, Score: 50, Reason: "velocity", Message: message},
-			{ID: "new_device", Name: "New device", Version: 1, Mode: engine.ModeShadow, Action: engine.ActionChallenge, Score: 20},
+			{RuleInfo: &engine.RuleInfo{ID: "velocity", Name: "Card velocity", Version: 3, Mode: engine.ModeActive, Action: engine.ActionDeny, Score: 50, Reason: "velocity", Message: message}},
+			{RuleInfo: &engine.RuleInfo{ID: "new_device", Name: "New device", Version: 1, Mode: engine.ModeShadow, Action: engine.ActionChallenge, Score: 20}},
 		}
 	}
 	var recs []*engine.Record

@@ -26,7 +26,7 @@ type Set struct {
 }
 
 type compiledRule struct {
-	rule Rule
+	info *engine.RuleInfo // shared by every result of the rule
 	prog *vm.Program
 }
 
@@ -71,7 +71,10 @@ func Compile(spec Spec, env Env, version int64) (*Set, error) {
 			}
 			ruleErrs = append(ruleErrs, exprErrs...)
 			if len(ruleErrs) == 0 && r.Mode != engine.ModeDisabled {
-				s.compiled = append(s.compiled, compiledRule{rule: r, prog: prog})
+				s.compiled = append(s.compiled, compiledRule{info: &engine.RuleInfo{
+					ID: r.ID, Name: r.Name, Version: r.Version, Mode: r.Mode,
+					Action: r.Action, Score: r.Score, Reason: r.Reason, Message: r.Message,
+				}, prog: prog})
 			}
 		}
 		errs = append(errs, ruleErrs...)
@@ -130,10 +133,7 @@ func (s *Set) Evaluate(ctx context.Context, in *engine.Input, dst []engine.RuleR
 	dst = slices.Grow(dst, len(s.compiled))
 	for i := range s.compiled {
 		cr := &s.compiled[i]
-		res := engine.RuleResult{
-			ID: cr.rule.ID, Name: cr.rule.Name, Version: cr.rule.Version, Mode: cr.rule.Mode,
-			Action: cr.rule.Action, Score: cr.rule.Score, Reason: cr.rule.Reason, Message: cr.rule.Message,
-		}
+		res := engine.RuleResult{RuleInfo: cr.info}
 		if err := ctx.Err(); err != nil {
 			res.Error = "not evaluated: " + err.Error()
 		} else {

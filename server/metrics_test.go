@@ -122,7 +122,7 @@ func BenchmarkObserveDecision(b *testing.B) {
 	m := server.NewMetrics(server.MetricsConfig{})
 	rec := &engine.Record{Decision: engine.Decision{Outcome: engine.Challenge}}
 	for i := range 50 {
-		rec.Rules = append(rec.Rules, engine.RuleResult{ID: fmt.Sprintf("r%d", i), Mode: engine.ModeActive, Matched: i%10 == 0})
+		rec.Rules = append(rec.Rules, engine.RuleResult{RuleInfo: &engine.RuleInfo{ID: fmt.Sprintf("r%d", i), Mode: engine.ModeActive}, Matched: i%10 == 0})
 	}
 	b.ResetTimer()
 	for b.Loop() {
