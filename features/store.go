@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -339,6 +340,14 @@ func (s *Store) commitLoop() {
 			}
 		}
 		batch = append(batch[:0], first)
+		if len(s.commits) == 0 {
+			// Let the decisions being evaluated on other goroutines
+			// queue theirs first: under load this makes batches of
+			// several decisions, which share the transaction, the
+			// hand-off to Badger's writer and the sequence-log key. An
+			// idle server has nothing else to run and loses nothing.
+			runtime.Gosched()
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
