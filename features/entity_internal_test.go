@@ -116,7 +116,7 @@ func TestMigrateWindows(t *testing.T) {
 		for range n {
 			w.add(f, at, 100, 0, false)
 		}
-		v := w.encode(nil)
+		v := w.encodeV2(nil)
 		v = append([]byte{1}, v[2:]...) // version 1: no seq (seq 0 is one byte)
 		if err := wb.Set([]byte(prefixWindow+key), v); err != nil {
 			t.Fatal(err)
