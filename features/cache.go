@@ -24,7 +24,7 @@ const shardCount = 64
 type windows struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
-	load   func(key []byte) ([]byte, error)
+	load   func(key []byte) (*entity, error)
 
 	hits, misses atomic.Uint64
 }
@@ -40,7 +40,7 @@ type shard struct {
 	urgent map[string]*entity
 }
 
-func newWindows(capacity int, load func(key []byte) ([]byte, error)) *windows {
+func newWindows(capacity int, load func(key []byte) (*entity, error)) *windows {
 	per := max(capacity/shardCount, 16)
 	w := &windows{seed: maphash.MakeSeed(), load: load}
 	for i := range w.shards {
@@ -103,16 +103,14 @@ func (ws *windows) with(key []byte, fn func(e *entity) bool) error {
 			e, ok = s.flushing[string(key)]
 		}
 		if !ok {
-			data, err := ws.load(key)
-			switch {
+			var err error
+			switch e, err = ws.load(key); {
 			case errors.Is(err, badger.ErrKeyNotFound):
 				e = &entity{}
+			case errors.Is(err, errCorrupt):
+				e = &entity{} // a corrupt entity restarts empty rather than failing every payment
 			case err != nil:
 				return err
-			default:
-				if e, err = decodeEntity(data); err != nil {
-					e = &entity{} // a corrupt entity restarts empty rather than failing every payment
-				}
 			}
 			e.key = string(key)
 		}

@@ -74,36 +74,64 @@ func (e *entity) live(fs *featureSet) (ttl int64) {
 	return ttl
 }
 
-// Encoding of an entity (version 1):
+// Encoding of an entity (version 2):
 //
-//	byte version | uvarint n | per window: uvarint len, name, uvarint
-//	epoch, window encoding (window.go, which knows its own length)
-const entityVersion = 1
+//	byte version | uvarint n | per window: uvarint number of the feature
+//	name (names.go), uvarint epoch, window encoding (window.go, which
+//	knows its own length)
+//
+// Version 1 writes each name as uvarint len, name instead of its number.
+// An entity is still written in version 1 when one of its windows has no
+// number (none is ever missing for a live feature; migrated windows take
+// that path), and both versions decode.
+const entityVersion = 2
 
-func (e *entity) encode(buf []byte) []byte {
-	buf = append(buf, entityVersion)
+func (e *entity) encode(buf []byte, n *names) []byte {
+	version := byte(entityVersion)
+	for _, w := range e.wins {
+		if _, ok := n.id(w.name); !ok {
+			version = 1
+			break
+		}
+	}
+	buf = append(buf, version)
 	buf = binary.AppendUvarint(buf, uint64(len(e.wins)))
 	for _, w := range e.wins {
-		buf = binary.AppendUvarint(buf, uint64(len(w.name)))
-		buf = append(buf, w.name...)
+		if version == entityVersion {
+			id, _ := n.id(w.name)
+			buf = binary.AppendUvarint(buf, id)
+		} else {
+			buf = binary.AppendUvarint(buf, uint64(len(w.name)))
+			buf = append(buf, w.name...)
+		}
 		buf = binary.AppendUvarint(buf, w.epoch)
 		buf = w.encode(buf)
 	}
 	return buf
 }
 
-func decodeEntity(data []byte) (*entity, error) {
+// decodeEntity decodes an entity; n resolves the names of version 2.
+func decodeEntity(data []byte, n *names) (*entity, error) {
 	d := decoder{b: data}
-	if d.byte() != entityVersion {
+	version := d.byte()
+	if version != 1 && version != entityVersion {
 		return nil, errCorrupt
 	}
-	n := d.uvarint()
-	if d.err != nil || n > MaxDefinitions+8 {
+	count := d.uvarint()
+	if d.err != nil || count > MaxDefinitions+8 {
 		return nil, errCorrupt
 	}
-	e := &entity{wins: make([]*window, 0, n)}
-	for range n {
-		name := string(d.bytes(d.uvarint()))
+	e := &entity{wins: make([]*window, 0, count)}
+	for range count {
+		var name string
+		if version == entityVersion {
+			var ok bool
+			if name, ok = n.name(d.uvarint()); !ok {
+				return nil, errCorrupt
+			}
+		} else {
+			name = string(d.bytes(d.uvarint()))
+		}
 		epoch := d.uvarint()
 		if d.err != nil {
 			return nil, d.err

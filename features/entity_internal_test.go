@@ -25,8 +25,9 @@ func TestEntityEncodingRoundTrip(t *testing.T) {
 	}
 	wide.seq = math.MaxUint32 + 5
 
-	data := e.encode([]byte("prefix"))[len("prefix"):]
-	got, err := decodeEntity(data)
+	n := &names{ids: map[string]uint64{"n": 1, "cards": 2}, names: map[uint64]string{1: "n", 2: "cards"}}
+	data := e.encode([]byte("prefix"), n)[len("prefix"):]
+	got, err := decodeEntity(data, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestEntityEncodingRoundTrip(t *testing.T) {
 		}
 	}
 	for cut := range len(data) {
-		if _, err := decodeEntity(data[:cut]); err == nil {
+		if _, err := decodeEntity(data[:cut], n); err == nil {
 			t.Fatalf("truncated to %d of %d bytes: decoded without error", cut, len(data))
 		}
 	}

@@ -59,7 +59,7 @@ func (s *Store) migrateWindows() error {
 		if ttl == 0 {
 			continue
 		}
-		entry := badger.NewEntry([]byte(prefixEntity+key), e.encode(nil)).WithTTL(time.Duration(ttl))
+		entry := badger.NewEntry([]byte(prefixEntity+key), e.encode(nil, nil)).WithTTL(time.Duration(ttl))
 		if err := wb.SetEntry(entry); err != nil {
 			return fmt.Errorf("migrate feature windows: %w", err)
 		}

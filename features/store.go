@@ -73,9 +73,10 @@ type Options struct {
 // Badger. It implements engine.DecisionStore and engine.FeatureSource and is
 // safe for concurrent use. Open it before use and Close it after.
 type Store struct {
-	opts Options
-	db   *badger.DB
-	ws   *windows
+	opts  Options
+	db    *badger.DB
+	ws    *windows
+	names nameTable // numbers of feature names in entity encodings
 
 	// seqMu orders sequence numbers with feature definition changes, so
 	// every decision is applied with the definitions that were live when
@@ -202,6 +203,10 @@ func (s *Store) Open(ctx context.Context) error {
 		return fmt.Errorf("open badger at %s: %w", s.opts.Dir, err)
 	}
 	s.db = db
+	if err := s.loadNames(); err != nil {
+		db.Close()
+		return err
+	}
 	s.ws = newWindows(s.opts.CacheEntries, s.loadWindow)
 	if err := s.loadDefinitions(); err != nil {
 		db.Close()
@@ -565,20 +570,22 @@ func (s *Store) getRecord(txn *badger.Txn, id string) (*engine.Record, error) {
 	return rec, err
 }
 
-func (s *Store) loadWindow(key []byte) ([]byte, error) {
+func (s *Store) loadWindow(key []byte) (*entity, error) {
 	if f := s.stored.Load(); f != nil && !f.mayContain(key) {
 		return nil, badger.ErrKeyNotFound
 	}
-	var out []byte
+	var e *entity
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(append([]byte(prefixEntity), key...))
 		if err != nil {
 			return err
 		}
-		out, err = item.ValueCopy(nil)
-		return err
+		return item.Value(func(v []byte) error {
+			e, err = decodeEntity(v, s.names.cur.Load())
+			return err
+		})
 	})
-	return out, err
+	return e, err
 }
 
 // flushLoop writes every changed entity every FlushInterval, and the
@@ -615,8 +622,9 @@ func (s *Store) flushUrgent() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	defs := s.defs.Load()
+	n := s.namesFor(defs)
 	b := &s.flushed
-	s.ws.eachUrgent(func(key string, e *entity) { b.add(defs, key, e) })
+	s.ws.eachUrgent(func(key string, e *entity) { b.add(defs, n, key, e) })
 	if len(b.entries) == 0 {
 		return nil
 	}
@@ -661,7 +669,8 @@ func (s *Store) flush() error {
 	// it keeps of them once a write batch is flushed.
 	b := &s.flushed
 	filter := s.stored.Load()
-	encode := func(key string, e *entity) { b.add(defs, key, e) }
+	n := s.namesFor(defs)
+	encode := func(key string, e *entity) { b.add(defs, n, key, e) }
 	write := func() error { return s.writeEntities(filter, b) }
 	werr := s.ws.eachFlushingShard(encode, write)
 	if werr == nil {
@@ -715,14 +724,14 @@ type flushEntry struct {
 
 // add encodes e under key, unless none of its features is live (only
 // deleted or redefined ones: the stored copy expires by TTL).
-func (b *flushBufs) add(defs *featureSet, key string, e *entity) {
+func (b *flushBufs) add(defs *featureSet, n *names, key string, e *entity) {
 	ttl := e.live(defs)
 	if ttl == 0 {
 		return
 	}
 	k, v := len(b.keys), len(b.values)
 	b.keys = append(append(b.keys, prefixEntity...), key...)
-	b.values = e.encode(b.values)
+	b.values = e.encode(b.values, n)
 	// Sub-slices stay valid when the buffers grow: the old arrays stay
 	// alive until the entries are written.
 	b.entries = append(b.entries, flushEntry{key: b.keys[k:len(b.keys):len(b.keys)], value: b.values[v:len(b.values):len(b.values)], ttl: time.Duration(ttl)})
