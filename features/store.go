@@ -271,11 +271,25 @@ func (s *Store) Close(ctx context.Context) error {
 		return fmt.Errorf("close feature store: %w", ctx.Err())
 	}
 	s.backfills.Range(func(_, v any) bool { v.(*Backfill).cancel(); return true })
-	err := s.flush()
-	if cerr := s.db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close badger: %w", cerr)
+	// The last flush and Badger's close write to disk, and Badger retries a
+	// failed memtable write forever (a full disk, a data dir removed), so
+	// they are bounded by ctx too. Leaving them unfinished loses nothing
+	// acknowledged: it is the state of a crash, which the next Open
+	// recovers from Badger's logs and the decision log.
+	closed := make(chan error, 1)
+	go func() {
+		err := s.flush()
+		if cerr := s.db.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close badger: %w", cerr)
+		}
+		closed <- err
+	}()
+	select {
+	case err := <-closed:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("close feature store: last flush and close of badger unfinished (the next start recovers as after a crash): %w", ctx.Err())
 	}
-	return err
 }
 
 // DB returns the underlying Badger database, for packages that keep their

@@ -521,3 +521,30 @@ func TestFlushInChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseIsBounded: when Badger cannot write (here its directory is
+// gone, as with a failed disk), Close gives up when its context ends
+// instead of retrying forever, so the server still exits.
+func TestCloseIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, countDefs, func(o *features.Options) { o.FlushInterval = time.Hour })
+	now := time.Now().UTC()
+	for range 20 {
+		commit(t, s, record(engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: "fp"}, Account: engine.Account{ID: "a"}}, engine.Allow))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Close(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Log("badger closed without error on a removed directory")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return 28 s after its context ended")
+	}
+}
