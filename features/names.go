@@ -110,12 +110,17 @@ func (s *Store) ensureNames(fs *featureSet) (*names, error) {
 	defer s.names.mu.Unlock()
 	cur := s.names.cur.Load()
 	next := &names{ids: maps.Clone(cur.ids), names: maps.Clone(cur.names)}
+	var last uint64
+	for id := range next.names {
+		last = max(last, id)
+	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for _, f := range fs.list {
 			if _, ok := next.ids[f.def.Name]; ok {
 				continue
 			}
-			id := uint64(len(next.ids)) + 1
+			last++
+			id := last
 			if err := txn.Set([]byte(prefixName+f.def.Name), binary.BigEndian.AppendUint64(nil, id)); err != nil {
 				return err
 			}
