@@ -14,17 +14,23 @@ import (
 // and at most one write per entity rather than per feature.
 //
 // An entity is guarded by its cache shard's lock.
+//
+// Its windows are held by value, not by pointer: the cache holds a few
+// hundred thousand entities, and a heap object per window was about a
+// quarter of what the garbage collector had to mark. A *window from find
+// or get is valid until the next get on the same entity (which may move
+// the windows), so callers use it at once and do not keep it.
 type entity struct {
 	// key is the cache key (see entityKey), kept so the cache indexes the
 	// entity without converting the key on every update. Not encoded.
 	key  string
-	wins []*window
+	wins []window
 }
 
 // slot returns the index of the window named name, or -1.
 func (e *entity) slot(name string) int {
-	for i, w := range e.wins {
-		if w.name == name {
+	for i := range e.wins {
+		if e.wins[i].name == name {
 			return i
 		}
 	}
@@ -35,7 +41,7 @@ func (e *entity) slot(name string) int {
 // current state (no event yet, or only state of an earlier definition).
 func (e *entity) find(f *feature) *window {
 	if i := e.slot(f.def.Name); i >= 0 && e.wins[i].epoch == f.epoch {
-		return e.wins[i]
+		return &e.wins[i]
 	}
 	return nil
 }
@@ -46,12 +52,12 @@ func (e *entity) get(f *feature) *window {
 	i := e.slot(f.def.Name)
 	switch {
 	case i < 0:
-		e.wins = append(e.wins, &window{name: f.def.Name, epoch: f.epoch})
+		e.wins = append(e.wins, window{name: f.def.Name, epoch: f.epoch})
 		i = len(e.wins) - 1
 	case e.wins[i].epoch != f.epoch:
-		e.wins[i] = &window{name: f.def.Name, epoch: f.epoch}
+		e.wins[i] = window{name: f.def.Name, epoch: f.epoch}
 	}
-	return e.wins[i]
+	return &e.wins[i]
 }
 
 // live drops the windows that belong to no feature of fs (a deleted
@@ -60,12 +66,13 @@ func (e *entity) get(f *feature) *window {
 // nothing is left to keep.
 func (e *entity) live(fs *featureSet) (ttl int64) {
 	n := 0
-	for _, w := range e.wins {
+	for i := range e.wins {
+		w := &e.wins[i]
 		f := fs.byName[w.name]
 		if f == nil || f.epoch != w.epoch {
 			continue
 		}
-		e.wins[n] = w
+		e.wins[n] = *w
 		n++
 		ttl = max(ttl, int64(f.window+2*f.bucket))
 	}
@@ -88,15 +95,16 @@ const entityVersion = 2
 
 func (e *entity) encode(buf []byte, n *names) []byte {
 	version := byte(entityVersion)
-	for _, w := range e.wins {
-		if _, ok := n.id(w.name); !ok {
+	for i := range e.wins {
+		if _, ok := n.id(e.wins[i].name); !ok {
 			version = 1
 			break
 		}
 	}
 	buf = append(buf, version)
 	buf = binary.AppendUvarint(buf, uint64(len(e.wins)))
-	for _, w := range e.wins {
+	for i := range e.wins {
+		w := &e.wins[i]
 		if version == entityVersion {
 			id, _ := n.id(w.name)
 			buf = binary.AppendUvarint(buf, id)
@@ -121,8 +129,8 @@ func decodeEntity(data []byte, n *names) (*entity, error) {
 	if d.err != nil || count > MaxDefinitions+8 {
 		return nil, errCorrupt
 	}
-	e := &entity{wins: make([]*window, 0, count)}
-	for range count {
+	e := &entity{wins: make([]window, count)}
+	for i := range e.wins {
 		var name string
 		if version == entityVersion {
 			var ok bool
@@ -136,12 +144,11 @@ func decodeEntity(data []byte, n *names) (*entity, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		w, err := readWindow(&d)
-		if err != nil {
+		w := &e.wins[i]
+		if err := readWindow(&d, w); err != nil {
 			return nil, err
 		}
 		w.name, w.epoch = name, epoch
-		e.wins = append(e.wins, w)
 	}
 	if len(d.b) != 0 {
 		return nil, errCorrupt

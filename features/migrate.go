@@ -42,7 +42,7 @@ func (s *Store) migrateWindows() error {
 				e = &entity{key: key}
 				ents[key] = e
 			}
-			e.wins = append(e.wins, w)
+			e.wins = append(e.wins, *w)
 		}
 		return nil
 	})

@@ -332,11 +332,15 @@ func isInt(v float64) bool {
 
 func decodeWindow(data []byte) (*window, error) {
 	d := decoder{b: data}
-	return readWindow(&d)
+	w := new(window)
+	if err := readWindow(&d, w); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
-// readWindow reads one window encoding from d, leaving d after it.
-func readWindow(d *decoder) (*window, error) {
+// readWindow reads one window encoding from d into w, leaving d after it.
+func readWindow(d *decoder, w *window) error {
 	var seq uint64
 	version := d.byte()
 	switch version {
@@ -344,13 +348,13 @@ func readWindow(d *decoder) (*window, error) {
 	case 2, windowVersion:
 		seq = d.uvarint()
 	default:
-		return nil, errCorrupt
+		return errCorrupt
 	}
 	n := d.uvarint()
-	if n > 1<<20 {
-		return nil, errCorrupt
+	if n > uint64(len(d.b)) { // a bucket takes more than a byte
+		return errCorrupt
 	}
-	w := &window{seq: seq, buckets: make([]bucket, 0, n)}
+	*w = window{seq: seq, buckets: make([]bucket, 0, n)}
 	var prev int64
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		if version < windowVersion {
@@ -386,16 +390,13 @@ func readWindow(d *decoder) (*window, error) {
 			sk := new(hyperloglog.Sketch)
 			if d.err == nil {
 				if err := sk.UnmarshalBinary(raw); err != nil {
-					return nil, errCorrupt
+					return errCorrupt
 				}
 			}
 			w.sketches[s] = sk
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return w, nil
+	return d.err
 }
 
 // decoder reads the window encoding, remembering the first error.
