@@ -31,8 +31,6 @@ type bucket struct {
 // Storage stays bounded: buckets older than the window are pruned on every
 // update, so at most window/bucket+1 remain.
 type window struct {
-	// key is the window's cache key, kept so the cache indexes it without
-	// converting the key again on every update. It is not encoded.
 	// name and epoch say which feature, in which state, the window is of
 	// (entity.go); they are encoded with the entity, not the window.
 	name  string
