@@ -15,10 +15,11 @@ import (
 
 // A table holds what decision records repeat from one decision to the
 // next: the fixed fields of every rule result (its engine.RuleInfo, which
-// rules.Set.Evaluate points at) and the feature names, in the record's order. A v3 record names its
-// table instead of carrying them. With 50 rules that makes a record about a
-// fifth of its v2 size, and a fifth of the value-log bytes written per
-// decision and read per replayed one.
+// rules.Set.Evaluate points at) and the feature names, in the record's
+// order. A v3 record names its table instead of carrying them. With 50
+// rules that makes a record about a fifth of its v2 size, and a fifth of
+// the value-log bytes written per decision and read per replayed one.
+// Decoded records point at the table's RuleInfos, which nobody modifies.
 //
 // A table is stored without expiry under m/table/<id>, in the transaction
 // of the first record that uses it (so it is durable with that record), and
