@@ -94,24 +94,30 @@ func (e *entity) live(fs *featureSet) (ttl int64) {
 const entityVersion = 2
 
 func (e *entity) encode(buf []byte, n *names) []byte {
-	version := byte(entityVersion)
-	for i := range e.wins {
-		if _, ok := n.id(e.wins[i].name); !ok {
-			version = 1
-			break
-		}
-	}
-	buf = append(buf, version)
+	start := len(buf)
+	buf = append(buf, entityVersion)
 	buf = binary.AppendUvarint(buf, uint64(len(e.wins)))
 	for i := range e.wins {
 		w := &e.wins[i]
-		if version == entityVersion {
-			id, _ := n.id(w.name)
-			buf = binary.AppendUvarint(buf, id)
-		} else {
-			buf = binary.AppendUvarint(buf, uint64(len(w.name)))
-			buf = append(buf, w.name...)
+		id, ok := n.id(w.name)
+		if !ok {
+			return e.encodeV1(buf[:start])
 		}
+		buf = binary.AppendUvarint(buf, id)
+		buf = binary.AppendUvarint(buf, w.epoch)
+		buf = w.encode(buf)
+	}
+	return buf
+}
+
+// encodeV1 appends e in version 1, which writes names in full.
+func (e *entity) encodeV1(buf []byte) []byte {
+	buf = append(buf, 1)
+	buf = binary.AppendUvarint(buf, uint64(len(e.wins)))
+	for i := range e.wins {
+		w := &e.wins[i]
+		buf = binary.AppendUvarint(buf, uint64(len(w.name)))
+		buf = append(buf, w.name...)
 		buf = binary.AppendUvarint(buf, w.epoch)
 		buf = w.encode(buf)
 	}

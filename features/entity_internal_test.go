@@ -25,35 +25,56 @@ func TestEntityEncodingRoundTrip(t *testing.T) {
 	}
 	wide.seq = math.MaxUint32 + 5
 
-	n := &names{ids: map[string]uint64{"n": 1, "cards": 2}, names: map[uint64]string{1: "n", 2: "cards"}}
-	data := e.encode([]byte("prefix"), n)[len("prefix"):]
-	got, err := decodeEntity(data, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got.wins) != 2 {
-		t.Fatalf("decoded %d windows, want 2", len(got.wins))
-	}
+	all := &names{ids: map[string]uint64{"n": 1, "cards": 2}, names: map[uint64]string{1: "n", 2: "cards"}}
+	// The second window's name has no number: the entity falls back to
+	// version 1 after writing the first window in version 2.
+	partial := &names{ids: map[string]uint64{"n": 1}, names: map[uint64]string{1: "n"}}
 	for _, tc := range []struct {
-		f    *feature
-		seq  uint64
-		want float64
-	}{{f, 7, 1}, {g, math.MaxUint32 + 5, 40}} {
-		w := got.find(tc.f)
-		if w == nil {
-			t.Fatalf("window of %s lost", tc.f.def.Name)
-		}
-		if w.seq != tc.seq || w.epoch != tc.f.epoch {
-			t.Errorf("%s: seq %d epoch %d, want %d and %d", tc.f.def.Name, w.seq, w.epoch, tc.seq, tc.f.epoch)
-		}
-		if v := w.value(tc.f, at.Add(time.Hour)); v != tc.want {
-			t.Errorf("%s = %v, want %v", tc.f.def.Name, v, tc.want)
-		}
+		name    string
+		n       *names
+		version byte
+	}{{"numbered", all, entityVersion}, {"no table", nil, 1}, {"partial table", partial, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := e.encode([]byte("prefix"), tc.n)
+			if string(data[:len("prefix")]) != "prefix" {
+				t.Fatalf("encode overwrote what was before it: %q", data[:len("prefix")])
+			}
+			data = data[len("prefix"):]
+			if data[0] != tc.version {
+				t.Errorf("encoded in version %d, want %d", data[0], tc.version)
+			}
+			got, err := decodeEntity(data, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.wins) != 2 {
+				t.Fatalf("decoded %d windows, want 2", len(got.wins))
+			}
+			for _, w := range []struct {
+				f    *feature
+				seq  uint64
+				want float64
+			}{{f, 7, 1}, {g, math.MaxUint32 + 5, 40}} {
+				win := got.find(w.f)
+				if win == nil {
+					t.Fatalf("window of %s lost", w.f.def.Name)
+				}
+				if win.seq != w.seq || win.epoch != w.f.epoch {
+					t.Errorf("%s: seq %d epoch %d, want %d and %d", w.f.def.Name, win.seq, win.epoch, w.seq, w.f.epoch)
+				}
+				if v := win.value(w.f, at.Add(time.Hour)); v != w.want {
+					t.Errorf("%s = %v, want %v", w.f.def.Name, v, w.want)
+				}
+			}
+			for cut := range len(data) {
+				if _, err := decodeEntity(data[:cut], all); err == nil {
+					t.Fatalf("truncated to %d of %d bytes: decoded without error", cut, len(data))
+				}
+			}
+		})
 	}
-	for cut := range len(data) {
-		if _, err := decodeEntity(data[:cut], n); err == nil {
-			t.Fatalf("truncated to %d of %d bytes: decoded without error", cut, len(data))
-		}
+	if _, err := decodeEntity(e.encode(nil, all), partial); err == nil {
+		t.Error("a number missing from the table decoded without error")
 	}
 }
 
