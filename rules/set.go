@@ -54,11 +54,9 @@ func Compile(spec Spec, env Env, version int64) (*Set, error) {
 		features:   env.Features,
 		keys:       newFeatureKeys(env.Features),
 	}
-	s.spec = Spec{ChallengeThreshold: spec.ChallengeThreshold, DenyThreshold: spec.DenyThreshold, Rules: make([]Rule, len(spec.Rules))}
+	s.spec = spec.Canonical()
 	seen := make(map[string]bool, len(spec.Rules))
-	for i, r := range spec.Rules {
-		r.normalize()
-		s.spec.Rules[i] = r
+	for _, r := range s.spec.Rules {
 		ruleErrs := r.check()
 		if r.ID != "" && seen[r.ID] {
 			ruleErrs = append(ruleErrs, &Error{Rule: r.ID, Field: "id", Message: fmt.Sprintf("duplicate rule id %q", r.ID)})
@@ -106,6 +104,19 @@ func (s *Set) Version() int64 { return s.version }
 
 // Thresholds implements engine.RuleSet.
 func (s *Set) Thresholds() engine.Thresholds { return s.thresholds }
+
+// Canonical is a copy of the spec with defaults filled in: the spec a
+// compiled Set keeps (Set.Spec) and publishes. It does not compile, so
+// Canonical().Hash() is the hash the spec would be published with, at the
+// cost of a copy.
+func (s Spec) Canonical() Spec {
+	c := Spec{ChallengeThreshold: s.ChallengeThreshold, DenyThreshold: s.DenyThreshold, Rules: make([]Rule, len(s.Rules))}
+	for i, r := range s.Rules {
+		r.normalize()
+		c.Rules[i] = r
+	}
+	return c
+}
 
 // Hash is the SHA-256 of the spec's canonical JSON form: equal specs have
 // equal hashes.

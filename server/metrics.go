@@ -35,6 +35,19 @@ type MetricsConfig struct {
 	// StoreStats returns the feature store's figures; it is called once per
 	// scrape. nil leaves them out.
 	StoreStats func() StoreStats
+	// Build is exported as the risk_build_info gauge (always 1, the build
+	// in its labels). The zero value leaves it out.
+	Build BuildInfo
+}
+
+// BuildInfo names the running build.
+type BuildInfo struct {
+	// Version is the module version, such as v1.4.0 or (devel).
+	Version string
+	// Commit is the VCS revision the binary was built from.
+	Commit string
+	// GoVersion is the Go toolchain that built it, such as go1.25.1.
+	GoVersion string
 }
 
 // Metrics is the service's Prometheus instrumentation in a registry of its
@@ -109,6 +122,12 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(cfg.StoreStats))
+	}
+	if cfg.Build != (BuildInfo{}) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "risk_build_info", Help: "The running build, in its labels; always 1.",
+			ConstLabels: prometheus.Labels{"version": cfg.Build.Version, "commit": cfg.Build.Commit, "go_version": cfg.Build.GoVersion},
+		}, func() float64 { return 1 }))
 	}
 	return m
 }

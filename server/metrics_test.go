@@ -140,3 +140,18 @@ func scrapeRegistry(tb testing.TB, m *server.Metrics) string {
 	m.Handler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
 	return rr.Body.String()
 }
+
+func TestBuildInfoMetric(t *testing.T) {
+	m := server.NewMetrics(server.MetricsConfig{Build: server.BuildInfo{Version: "v1.2.3", Commit: "abc123", GoVersion: "go1.99"}})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	want := `risk_build_info{commit="abc123",go_version="go1.99",version="v1.2.3"} 1`
+	if !strings.Contains(rec.Body.String(), want+"\n") {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	rec = httptest.NewRecorder()
+	server.NewMetrics(server.MetricsConfig{}).Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if strings.Contains(rec.Body.String(), "risk_build_info") {
+		t.Error("risk_build_info exported without a build")
+	}
+}
