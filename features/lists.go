@@ -3,7 +3,6 @@ package features
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"regexp"
 	"sort"
 	"sync"
@@ -133,11 +132,10 @@ func (l *Lists) Contains(list, value string) bool {
 		it, ok := ml.items[value]
 		return ok && live(it.ExpiresAt, now)
 	}
-	a, err := netip.ParseAddr(value)
-	if err != nil {
+	a, ok := ParseIP(value)
+	if !ok {
 		return false
 	}
-	a = a.Unmap()
 	for bits, m := range ml.byLen {
 		if bits > a.BitLen() {
 			continue
@@ -305,7 +303,7 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 			return nil, engine.Invalid(field("expires_at"), "in_past", "expires_at must be in the future")
 		}
 		if ml.byLen != nil {
-			p, err := parseRange(it.Value)
+			p, err := ParseRange(it.Value)
 			if err != nil {
 				return nil, engine.Invalid(field("value"), "invalid_ip", fmt.Sprintf("%q is not an IP address or CIDR range", it.Value))
 			}
@@ -354,7 +352,7 @@ func (l *Lists) DeleteItem(name, value string) (Item, error) {
 	}
 	l.purge(ml)
 	if ml.byLen != nil {
-		if p, err := parseRange(value); err == nil {
+		if p, err := ParseRange(value); err == nil {
 			value = canonicalRange(p)
 		}
 	}

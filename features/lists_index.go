@@ -33,7 +33,7 @@ func (ml *memList) add(it Item) {
 		ml.nextExpiry = it.ExpiresAt
 	}
 	if ml.byLen != nil {
-		p, _ := parseRange(it.Value) // validated before it was stored
+		p, _ := ParseRange(it.Value) // validated before it was stored
 		m := ml.byLen[p.Bits()]
 		if m == nil {
 			m = map[netip.Prefix]time.Time{}
@@ -46,7 +46,7 @@ func (ml *memList) add(it Item) {
 func (ml *memList) remove(value string) {
 	delete(ml.items, value)
 	if ml.byLen != nil {
-		if p, err := parseRange(value); err == nil {
+		if p, err := ParseRange(value); err == nil {
 			delete(ml.byLen[p.Bits()], p)
 			if len(ml.byLen[p.Bits()]) == 0 {
 				delete(ml.byLen, p.Bits()) // Contains probes one map per length
@@ -88,7 +88,7 @@ func (ml *memList) purge(now time.Time) {
 
 // parseRange parses an IP or CIDR into a masked prefix. An IPv4-mapped
 // IPv6 range becomes the IPv4 range, as lookups unmap addresses.
-func parseRange(v string) (netip.Prefix, error) {
+func ParseRange(v string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(v); err == nil {
 		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
 			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
@@ -104,6 +104,16 @@ func parseRange(v string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ParseIP parses an address looked up in a cidr list, unmapping an
+// IPv4-mapped IPv6 address to IPv4 as ParseRange does with ranges.
+func ParseIP(v string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 // canonicalRange is how a cidr list stores a range: a single address

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -20,7 +21,8 @@ type seedList struct {
 var _ rules.Lists = seedLists(nil)
 
 // newSeedLists builds the lists of a rule file. Kinds are string and cidr
-// ("ip" is accepted as cidr), as in features.Lists.
+// ("ip" is accepted as cidr), as in features.Lists, and cidr items are
+// parsed and matched by the same code (features.ParseRange, ParseIP).
 func newSeedLists(seeds []rules.ListSeed) (seedLists, error) {
 	out := make(seedLists, len(seeds))
 	for _, s := range seeds {
@@ -32,7 +34,7 @@ func newSeedLists(seeds []rules.ListSeed) (seedLists, error) {
 			}
 		case "cidr", "ip":
 			for _, v := range s.Items {
-				p, err := parseRange(v)
+				p, err := features.ParseRange(v)
 				if err != nil {
 					return nil, engine.Invalid("lists", "invalid_ip", fmt.Sprintf("list %q: %q is not an IP address or CIDR range", s.Name, v))
 				}
@@ -55,27 +57,14 @@ func (s seedLists) Contains(list, value string) bool {
 	if l.prefixes == nil {
 		return l.values[value]
 	}
-	a, err := netip.ParseAddr(value)
-	if err != nil {
+	a, ok := features.ParseIP(value)
+	if !ok {
 		return false
 	}
-	a = a.Unmap()
 	for _, p := range l.prefixes {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
-}
-
-func parseRange(v string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(v); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(v)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
