@@ -2,7 +2,6 @@ package features
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -58,7 +57,9 @@ func (s *Store) ready(f *feature) bool {
 	return !ok || v.(*Backfill).done.Load()
 }
 
-// startBackfill replays decisions 1..upTo into f in the background.
+// startBackfill replays decisions 1..upTo into f in the background. The
+// feature's backfill marker is stored when upTo is not 0, and deleted once
+// the backfill is flushed.
 func (s *Store) startBackfill(f *feature, upTo uint64) {
 	if prev, ok := s.backfills.Load(f.def.Name); ok {
 		prev.(*Backfill).cancel()
@@ -70,12 +71,9 @@ func (s *Store) startBackfill(f *feature, upTo uint64) {
 		b.done.Store(true)
 		return
 	}
+	// The marker was stored with the definition change (SetDefinitions),
+	// or is the one found at Open.
 	marker := []byte(prefixBackfill + f.def.Name)
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(marker, binary.BigEndian.AppendUint64(nil, upTo))
-	}); err != nil {
-		s.opts.Log.Error("record backfill", "feature", f.def.Name, "err", err)
-	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

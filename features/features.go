@@ -265,6 +265,11 @@ func (s *Store) Definitions() []Definition {
 // decision committed from now on. A feature not defined before is built
 // from the stored decision history in the background (see Backfill); until
 // that finishes its value is marked not ready.
+//
+// The change is one Badger transaction: the definitions, the new state
+// epoch of each new or changed feature and its backfill marker, so a crash
+// leaves either the old definitions with their windows or the new ones
+// with their backfill pending, never a mix.
 func (s *Store) SetDefinitions(ctx context.Context, defs []Definition) error {
 	list, err := compileAll(defs, s.opts.CompileFilter)
 	if err != nil {
@@ -273,9 +278,6 @@ func (s *Store) SetDefinitions(ctx context.Context, defs []Definition) error {
 	data, err := json.Marshal(defs)
 	if err != nil {
 		return fmt.Errorf("encode feature definitions: %w", err)
-	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDefinitions), data) }); err != nil {
-		return fmt.Errorf("store feature definitions: %w", err)
 	}
 	s.defsMu.Lock()
 	defer s.defsMu.Unlock()
@@ -286,17 +288,44 @@ func (s *Store) SetDefinitions(ctx context.Context, defs []Definition) error {
 			f.epoch = old.epoch
 			continue
 		}
-		// New or changed: its state starts empty and is rebuilt from
-		// history, whatever an earlier definition of the name left.
-		if f.epoch, err = s.nextEpoch(f.def.Name); err != nil {
+		// New or changed: its state starts empty under a new epoch and is
+		// rebuilt from history, whatever an earlier definition of the name
+		// left.
+		n, err := s.epoch(f.def.Name)
+		if err != nil {
 			return err
 		}
+		f.epoch = n + 1
 		fresh = append(fresh, f)
 	}
 	next := newFeatureSet(s.withHidden(list))
+	// seqMu is held across the write so that no decision gets a number
+	// between upTo and the swap: the backfill replays up to upTo, the live
+	// path applies the rest. A definition change is rare; commits wait for
+	// this one write.
 	s.seqMu.Lock()
-	s.defs.Store(next)
 	upTo := s.seq
+	err = s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte(keyDefinitions), data); err != nil {
+			return err
+		}
+		for _, f := range fresh {
+			if err := txn.Set([]byte(prefixEpoch+f.def.Name), binary.BigEndian.AppendUint64(nil, f.epoch)); err != nil {
+				return err
+			}
+			if upTo > 0 {
+				if err := txn.Set([]byte(prefixBackfill+f.def.Name), binary.BigEndian.AppendUint64(nil, upTo)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.seqMu.Unlock()
+		return fmt.Errorf("store feature definitions: %w", err)
+	}
+	s.defs.Store(next)
 	s.seqMu.Unlock()
 	for _, f := range fresh {
 		s.startBackfill(f, upTo)
