@@ -37,6 +37,7 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/backtest"
+	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
@@ -124,6 +125,7 @@ type config struct {
 	FallbackByMerchant map[string]engine.Outcome
 	RateLimit          float64
 	RateBurst          int
+	Review             reviewConfig
 }
 
 // parseConfig parses the serve flags, with the environment variables as
@@ -163,6 +165,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.FallbackMerchants, "fallback-merchant", env("RISK_FALLBACK_MERCHANT", ""), "per-merchant fallback overriding --fallback, e.g. m_1=deny,m_2=allow [RISK_FALLBACK_MERCHANT]")
 	fs.Float64Var(&c.RateLimit, "rate-limit", ev.Float("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
 	fs.IntVar(&c.RateBurst, "rate-burst", ev.Int("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
+	reviewFlags(fs, &c.Review, &ev)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -198,6 +201,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--limits-entity %q: want account, card or account_merchant", c.LimitsEntity)
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
+	case c.Review.validate() != nil:
+		return c.Review.validate()
 	case c.AdminKey != "" && (len(c.AdminKey) < admin.MinKeyLen || len(c.AdminKey) > admin.MaxKeyLen):
 		// Checked before anything is opened, so a refused start leaves no data directory behind.
 		return fmt.Errorf("RISK_ADMIN_KEY/--admin-key must hold %d to %d characters; generate one with: risk keys generate", admin.MinKeyLen, admin.MaxKeyLen)
@@ -377,6 +382,9 @@ func serve(args []string, stderr io.Writer) error {
 	if berr := app.backtests.Close(sctx); berr != nil {
 		log.Error("stop backtests", "err", berr)
 	}
+	if rerr := app.reviews.Close(sctx); rerr != nil {
+		log.Error("stop review queue", "err", rerr)
+	}
 	closeStore()
 	log.Info("stopped")
 	return err
@@ -388,6 +396,7 @@ type app struct {
 	server    *server.Server
 	backtests *backtest.Backtests
 	keys      *admin.Keys
+	reviews   *review.Queue
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -462,7 +471,11 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
 	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	return &app{engine: eng, server: srv, backtests: backtests, keys: keys}, nil
+	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log)
+	if err != nil {
+		return nil, err
+	}
+	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews}, nil
 }
 
 // bootstrapKeys makes sure an admin can reach the service: it ensures the
