@@ -3,6 +3,7 @@ package review
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -129,6 +130,8 @@ func caseQuery(c echo.Context) (CaseQuery, error) {
 		return f, engine.Invalid("status", "invalid_status", "status must be open or closed")
 	case f.Outcome != "" && !f.Outcome.Valid():
 		return f, engine.Invalid("outcome", "invalid_decision", "outcome must be allow, challenge or deny")
+	case f.Cursor != "" && !strings.HasPrefix(f.Cursor, "case_"):
+		return f, engine.Invalid("cursor", "invalid_cursor", "cursor is not one this server issued")
 	case len(f.Text) > 256:
 		return f, engine.Invalid("q", "too_long", "q is longer than 256 bytes")
 	}

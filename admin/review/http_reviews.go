@@ -1,6 +1,7 @@
 package review
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -68,20 +69,26 @@ func (h handlers) getItem(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec, err := h.q.cfg.Decisions.Get(ctx, it.DecisionID)
-	if err != nil {
-		return err
-	}
-	related, err := RelatedTo(ctx, h.q.cfg.Decisions, rec, h.q.now(), days)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, struct {
+	out := struct {
 		itemJSON
-		Explanation explanationJSON `json:"explanation"`
-		Related     []Related       `json:"related"`
-		RelatedDays int             `json:"related_days"`
-	}{h.withAge(it), toExplanation(rec), related, days})
+		// Explanation is null when the decision is no longer kept.
+		Explanation *explanationJSON `json:"explanation"`
+		Related     []Related        `json:"related"`
+		RelatedDays int              `json:"related_days"`
+	}{itemJSON: h.withAge(it), Related: []Related{}, RelatedDays: days}
+	rec, err := h.q.cfg.Decisions.Get(ctx, it.DecisionID)
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return c.JSON(http.StatusOK, out)
+	case err != nil:
+		return err
+	}
+	exp := toExplanation(rec)
+	out.Explanation = &exp
+	if out.Related, err = RelatedTo(ctx, h.q.cfg.Decisions, rec, h.q.now(), days); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // claim is POST /admin/reviews/{id}/claim.
