@@ -15,6 +15,7 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/backtest"
+	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
@@ -91,6 +92,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if berr := app.backtests.Close(sctx); berr != nil {
 		log.Error("stop backtests", "err", berr)
 	}
+	if rerr := app.reviews.Close(sctx); rerr != nil {
+		log.Error("stop review queue", "err", rerr)
+	}
 	closeStore()
 	log.Info("stopped")
 	return err
@@ -102,6 +106,7 @@ type app struct {
 	server    *server.Server
 	backtests *backtest.Backtests
 	keys      *admin.Keys
+	reviews   *review.Queue
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -184,7 +189,11 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
 	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	return &app{engine: eng, server: srv, backtests: backtests, keys: keys}, nil
+	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log)
+	if err != nil {
+		return nil, err
+	}
+	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews}, nil
 }
 
 // bootstrapKeys makes sure an admin can reach the service: it ensures the

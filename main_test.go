@@ -262,6 +262,7 @@ func TestEveryRouteHasARole(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
+	t.Cleanup(func() { _ = app.reviews.Close(context.Background()) })
 	keys := map[engine.Role]string{}
 	for _, role := range allRoles {
 		_, secret, err := app.keys.Create(ctx, "probe-"+string(role), role)

@@ -71,7 +71,7 @@ func TestValidateMessages(t *testing.T) {
 			name: "whole rule",
 			body: map[string]any{"id": "velocity", "expression": `features.card_attempts_1h > 3 && card.bin == 4111`, "action": "block"},
 			want: []rules.Error{
-				{Rule: "velocity", Field: "action", Message: `unknown action "block": use allow, challenge, deny or score`},
+				{Rule: "velocity", Field: "action", Message: `unknown action "block": use allow, challenge, deny, score or review`},
 				{Rule: "velocity", Field: "expression", Line: 1, Column: 43, Message: "invalid operation: == (mismatched types string and int)"},
 			},
 		},

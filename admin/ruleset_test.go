@@ -226,7 +226,7 @@ func TestExportImport(t *testing.T) {
 	bad = strings.Replace(bad, "action: allow", "action: permit", 1)
 	errs := h.errorsOf(http.MethodPost, "/admin/ruleset/import", bad)
 	want := []rules.Error{
-		{Rule: "vip_account", Field: "action", Message: `unknown action "permit": use allow, challenge, deny or score`},
+		{Rule: "vip_account", Field: "action", Message: `unknown action "permit": use allow, challenge, deny, score or review`},
 		{Rule: "repeated_declines", Field: "expression", Line: 1, Column: 10, Message: "unknown name `features.card_decline_24h`; did you mean `features.card_declines_24h`"},
 	}
 	if !reflect.DeepEqual(errs, want) {

@@ -39,6 +39,8 @@ func TestCombine(t *testing.T) {
 		{"shadow deny changes nothing", []engine.RuleResult{rr("sh", engine.ActionDeny, 0, true, shadow)}, engine.Allow, 0, "default", nil},
 		{"shadow score not counted", []engine.RuleResult{rr("sh", engine.ActionScore, 90, true, shadow)}, engine.Allow, 0, "default", nil},
 		{"errored rule does not match", []engine.RuleResult{errored}, engine.Allow, 0, "default", nil},
+		{"review alone allows", []engine.RuleResult{rr("rv", engine.ActionReview, 0, true, active)}, engine.Allow, 0, "default", nil},
+		{"review leaves a challenge to challenge", []engine.RuleResult{rr("rv", engine.ActionReview, 0, true, active), rr("c", engine.ActionChallenge, 0, true, active)}, engine.Challenge, 0, "rule:c", []string{"c"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +71,29 @@ func TestCombineZeroThresholdsDisabled(t *testing.T) {
 	got, _, _, _ := engine.Combine([]engine.RuleResult{rr("s", engine.ActionScore, 500, true, engine.ModeActive)}, engine.Thresholds{})
 	if got != engine.Allow {
 		t.Errorf("with zero thresholds got %s, want allow", got)
+	}
+}
+
+func TestReviewRequested(t *testing.T) {
+	errored := rr("rv", engine.ActionReview, 0, true, engine.ModeActive)
+	errored.Error = "boom"
+	tests := []struct {
+		name    string
+		results []engine.RuleResult
+		want    bool
+	}{
+		{"matched active review rule", []engine.RuleResult{rr("d", engine.ActionDeny, 0, true, engine.ModeActive), rr("rv", engine.ActionReview, 0, true, engine.ModeActive)}, true},
+		{"unmatched review rule", []engine.RuleResult{rr("rv", engine.ActionReview, 0, false, engine.ModeActive)}, false},
+		{"shadow review rule", []engine.RuleResult{rr("rv", engine.ActionReview, 0, true, engine.ModeShadow)}, false},
+		{"errored review rule", []engine.RuleResult{errored}, false},
+		{"no review rule", []engine.RuleResult{rr("d", engine.ActionDeny, 0, true, engine.ModeActive)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := engine.Record{Rules: tt.results}
+			if got := rec.ReviewRequested(); got != tt.want {
+				t.Errorf("ReviewRequested = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

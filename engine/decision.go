@@ -18,7 +18,9 @@ const (
 func (o Outcome) Valid() bool { return o == Allow || o == Challenge || o == Deny }
 
 // Action is what a matched rule asks for. ActionScore only adds the rule's
-// score; the others decide the outcome outright (see Combine).
+// score; ActionReview leaves the outcome to the other rules and asks for a
+// person to look (Record.ReviewRequested); the others decide the outcome
+// outright (see Combine).
 type Action string
 
 // Rule actions.
@@ -27,6 +29,7 @@ const (
 	ActionChallenge Action = "challenge"
 	ActionDeny      Action = "deny"
 	ActionScore     Action = "score"
+	ActionReview    Action = "review"
 )
 
 // Mode says whether a rule takes part in the outcome.
@@ -148,6 +151,20 @@ type Record struct {
 func (r *Record) HasLabel(l string) bool {
 	for _, x := range r.Labels {
 		if x.Label == l {
+			return true
+		}
+	}
+	return false
+}
+
+// ReviewRequested reports whether a matched active review rule asked for a
+// person to look at this decision. It is derived from the rule results, so
+// stored records need no field of their own; shadow and errored rules
+// never ask.
+func (r *Record) ReviewRequested() bool {
+	for i := range r.Rules {
+		x := &r.Rules[i]
+		if x.Action == ActionReview && x.Matched && x.Mode == ModeActive && x.Error == "" {
 			return true
 		}
 	}

@@ -263,3 +263,22 @@ func TestFlattenedAndNestedAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileReviewAction: a review rule compiles from YAML and its result
+// asks for review without changing the outcome.
+func TestCompileReviewAction(t *testing.T) {
+	f, err := rules.ParseFile([]byte("rules:\n  - id: big\n    expression: amount > 100\n    action: review\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(f.Spec, testEnv, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := engine.Record{Payment: engine.Payment{Amount: 500, Currency: "EUR"}}
+	rec.Rules = set.Evaluate(context.Background(), &engine.Input{Payment: &rec.Payment}, nil)
+	rec.Outcome, _, _, _ = engine.Combine(rec.Rules, set.Thresholds())
+	if !rec.ReviewRequested() || rec.Outcome != engine.Allow {
+		t.Errorf("review requested %v, outcome %s; want true, allow", rec.ReviewRequested(), rec.Outcome)
+	}
+}

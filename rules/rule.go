@@ -71,11 +71,11 @@ func (r *Rule) check() []*Error {
 		bad("id", fmt.Sprintf("id must start with a letter and hold at most %d letters, digits, '_', '.' or '-'", MaxIDLen))
 	}
 	switch r.Action {
-	case engine.ActionAllow, engine.ActionChallenge, engine.ActionDeny, engine.ActionScore:
+	case engine.ActionAllow, engine.ActionChallenge, engine.ActionDeny, engine.ActionScore, engine.ActionReview:
 	case "":
-		bad("action", "action is required: allow, challenge, deny or score")
+		bad("action", "action is required: allow, challenge, deny, score or review")
 	default:
-		bad("action", fmt.Sprintf("unknown action %q: use allow, challenge, deny or score", r.Action))
+		bad("action", fmt.Sprintf("unknown action %q: use allow, challenge, deny, score or review", r.Action))
 	}
 	switch r.Mode {
 	case engine.ModeActive, engine.ModeShadow, engine.ModeDisabled, "":

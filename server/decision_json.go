@@ -66,6 +66,9 @@ func (d *decisionJSON) appendJSON(b []byte) ([]byte, bool) {
 	if d.Replayed {
 		b = append(b, `,"replayed":true`...)
 	}
+	if d.Review {
+		b = append(b, `,"review":true`...)
+	}
 	return append(b, "}\n"...), true
 }
 

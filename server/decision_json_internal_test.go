@@ -84,6 +84,7 @@ func genDecisionJSON(rng *rand.Rand) decisionJSON {
 		DecisionID: genString(rng), TransactionID: genString(rng), Decision: genString(rng),
 		Score: rng.IntN(400) - 200, RulesetVersion: rng.Int64N(1 << 40), Degraded: rng.IntN(2) == 0,
 		DegradedCause: genString(rng), EvaluatedAt: at, Replayed: rng.IntN(2) == 0,
+		Review: rng.IntN(2) == 0,
 	}
 	if rng.IntN(5) > 0 {
 		d.Reasons = make([]reasonJSON, rng.IntN(3))
@@ -117,7 +118,7 @@ func FuzzDecisionJSON(f *testing.F) {
 			DecisionID: id, TransactionID: tx, Decision: "deny", Score: int(n),
 			Reasons: []reasonJSON{{Rule: reason, Code: cause, Message: id}}, DegradedCause: cause,
 			Limits:      limitsJSON{Entity: tx, Trust: &trust, DailyMax: &n, Adjustments: []string{reason}},
-			EvaluatedAt: time.Unix(n%4e9, 0).UTC(),
+			EvaluatedAt: time.Unix(n%4e9, 0).UTC(), Review: n%2 == 0,
 		}
 		checkDecisionJSON(t, &d, 0)
 	})

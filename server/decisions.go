@@ -129,6 +129,8 @@ type decisionJSON struct {
 	DegradedCause  string       `json:"degraded_cause,omitempty"`
 	EvaluatedAt    time.Time    `json:"evaluated_at"`
 	Replayed       bool         `json:"replayed,omitempty"`
+	// Review is true when a review rule asked for a person to look.
+	Review bool `json:"review,omitempty"`
 }
 
 type reasonJSON struct {
@@ -168,7 +170,7 @@ func toDecisionJSON(r *engine.Record, replayed bool) decisionJSON {
 		DecisionID: r.ID, TransactionID: r.TransactionID, Decision: string(r.Outcome), Score: r.Score,
 		Reasons: make([]reasonJSON, len(r.Reasons)), Limits: toLimitsJSON(r.Limits),
 		RulesetVersion: r.RulesetVersion, Degraded: r.Degraded, DegradedCause: r.DegradedCause,
-		EvaluatedAt: r.EvaluatedAt.UTC(), Replayed: replayed,
+		EvaluatedAt: r.EvaluatedAt.UTC(), Replayed: replayed, Review: r.ReviewRequested(),
 	}
 	for i, x := range r.Reasons {
 		out.Reasons[i] = reasonJSON{Rule: x.Rule, Code: x.Code, Message: x.Message}

@@ -1,0 +1,229 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/engine"
+)
+
+// Defaults for Config.
+const (
+	DefaultClaimTTL     = 15 * time.Minute
+	DefaultPollInterval = 250 * time.Millisecond
+)
+
+// Decisions is the decision log and its search (features.Store).
+type Decisions interface {
+	Get(ctx context.Context, decisionID string) (*engine.Record, error)
+	Search(ctx context.Context, q engine.Query) ([]*engine.Record, string, error)
+	// ScanRecords calls fn for every stored decision with sequence number
+	// >= from, in commit order.
+	ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error
+}
+
+// Feedbacker applies feedback labels (engine.Engine): closing an item or a
+// case labels its decisions through it.
+type Feedbacker interface {
+	Feedback(ctx context.Context, decisionID string, l engine.Label) (engine.FeedbackResult, error)
+}
+
+// Config configures a Queue and Cases. DB, Decisions, Feedback and Audit
+// are required.
+type Config struct {
+	DB        *badger.DB
+	Decisions Decisions
+	Feedback  Feedbacker
+	// Lists receive the entities of a case closed as fraud with a block.
+	// nil refuses such a block.
+	Lists Lists
+	Audit *admin.Audit
+	// ClaimTTL is how long a claim holds; zero means DefaultClaimTTL.
+	ClaimTTL time.Duration
+	// Retention is how long items and cases are kept after their last
+	// change, as the decisions (--retention); zero keeps them forever.
+	Retention time.Duration
+	// PollInterval is how often the queue reads new decisions from the
+	// log; zero means DefaultPollInterval.
+	PollInterval time.Duration
+	// FirstSeq is where a queue with no stored cursor starts reading the
+	// log (the sequence number after the last committed decision); nil
+	// reads the whole log.
+	FirstSeq func() uint64
+	// OnOpen is called once for every item the queue opens, after it is
+	// stored, for the decision.review webhook event (EventReview). It must
+	// not block; nil means none.
+	OnOpen func(ctx context.Context, it Item)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives what cannot be returned; nil discards.
+	Log *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ClaimTTL <= 0 {
+		c.ClaimTTL = DefaultClaimTTL
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Queue is the review queue. Create it with NewQueue, call Open to start
+// reading the decision log, Close before the store closes. It is safe for
+// concurrent use.
+type Queue struct {
+	cfg    Config
+	policy atomic.Pointer[Policy]
+
+	// mu serialises changes to items (claims, closes) and the policy, so
+	// two reviewers claiming at once cannot both win.
+	mu sync.Mutex
+	// syncMu serialises passes over the log.
+	syncMu sync.Mutex
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewQueue returns a queue for cfg. It does no I/O.
+func NewQueue(cfg Config) *Queue {
+	cfg.defaults()
+	q := &Queue{cfg: cfg}
+	q.policy.Store(&Policy{})
+	return q
+}
+
+// Open loads the policy and the cursor (storing one at FirstSeq when there
+// is none), then reads the decision log in the background every
+// PollInterval until Close.
+func (q *Queue) Open(ctx context.Context) error {
+	if err := q.Load(); err != nil {
+		return err
+	}
+	q.stop, q.done = make(chan struct{}), make(chan struct{})
+	go q.loop()
+	return nil
+}
+
+// Load loads the policy and makes sure a cursor is stored, without
+// starting the background reader; Sync then reads the log.
+func (q *Queue) Load() error {
+	var p Policy
+	err := q.cfg.DB.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyPolicy))
+		switch {
+		case err == nil:
+			if err := item.Value(func(v []byte) error { return decodeValue(v, &p) }); err != nil {
+				return fmt.Errorf("decode review policy: %w", err)
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		if _, err := txn.Get([]byte(keyCursor)); !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		var first uint64
+		if q.cfg.FirstSeq != nil {
+			first = q.cfg.FirstSeq()
+		}
+		return txn.Set([]byte(keyCursor), seqValue(first))
+	})
+	if err != nil {
+		return fmt.Errorf("load review queue: %w", err)
+	}
+	q.policy.Store(&p)
+	return nil
+}
+
+// Close stops the background reader and waits for it.
+func (q *Queue) Close(ctx context.Context) error {
+	if q.stop == nil {
+		return nil
+	}
+	close(q.stop)
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop review queue: %w", ctx.Err())
+	}
+}
+
+func (q *Queue) loop() {
+	defer close(q.done)
+	t := time.NewTicker(q.cfg.PollInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-q.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		if _, err := q.Sync(ctx); err != nil && ctx.Err() == nil {
+			q.cfg.Log.Error("review queue: read decision log", "err", err)
+		}
+		select {
+		case <-q.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (q *Queue) now() time.Time { return q.cfg.Now().UTC() }
+
+// entry is a Badger entry of key and value that expires Retention after t.
+func (c *Config) entry(key, value []byte, t time.Time) *badger.Entry {
+	e := badger.NewEntry(key, value)
+	if c.Retention > 0 {
+		ttl := t.Add(c.Retention).Sub(c.Now())
+		if ttl <= 0 {
+			ttl = time.Hour
+		}
+		e = e.WithTTL(ttl)
+	}
+	return e
+}
+
+// Policy returns the review policy in force.
+func (q *Queue) Policy() Policy { return *q.policy.Load() }
+
+// SetPolicy validates and stores p; it applies to decisions the queue has
+// not read yet. It returns the policy it replaced.
+func (q *Queue) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
+	if err := p.validate(); err != nil {
+		return Policy{}, err
+	}
+	if p.Rules == nil {
+		p.Rules = []PolicyRule{}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	v, err := encodeValue(p)
+	if err != nil {
+		return Policy{}, err
+	}
+	if err := q.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyPolicy), v) }); err != nil {
+		return Policy{}, fmt.Errorf("store review policy: %w", err)
+	}
+	return *q.policy.Swap(&p), nil
+}
