@@ -54,7 +54,7 @@ func TestRulesValidateReportsFilePositions(t *testing.T) {
 		"    expression: amount > 0\n"+
 		"    action: deny\n")
 	want := bad + ":7:17: unknown name `card.contry`; did you mean `card.country`\n" +
-		bad + ":9:5: rule \"big\": action is required: allow, challenge, deny or score\n" +
+		bad + ":9:5: rule \"big\": action is required: allow, challenge, deny, score or review\n" +
 		bad + ":11:14: unknown name `device.ipp`; did you mean `device.ip`\n"
 	for _, args := range [][]string{
 		{"rules", "validate", bad},

@@ -53,11 +53,11 @@ func TestLocate(t *testing.T) {
 	}, {
 		name: "missing field points at the rule",
 		rule: "  - id: r\n    expression: amount > 0\n",
-		want: []string{"7:5: action is required: allow, challenge, deny or score"},
+		want: []string{"7:5: action is required: allow, challenge, deny, score or review"},
 	}, {
 		name: "bad field points at its value",
 		rule: "  - id: r\n    expression: amount > 0\n    action: ban\n",
-		want: []string{"9:13: unknown action \"ban\": use allow, challenge, deny or score"},
+		want: []string{"9:13: unknown action \"ban\": use allow, challenge, deny, score or review"},
 	}, {
 		name: "duplicate id points at the duplicate",
 		rule: "  - id: ok\n    expression: amount > 1\n    action: deny\n",
