@@ -62,9 +62,11 @@ func TestRunReadsResponseBodies(t *testing.T) {
 			srv := newTarget(t, tt.respond)
 			_, rep := mustRun(t, srv.URL, "--rate", "100", "--duration", "300ms", "--workers", "2")
 
-			if rep.Sent < 25 || rep.Completed != rep.Sent || rep.Errors != 0 {
-				t.Errorf("sent %d completed %d errors %d (%v), want about 30/all/0",
-					rep.Sent, rep.Completed, rep.Errors, rep.TransportErrors)
+			// How many of the 30 find a free worker depends on the
+			// machine; any 3 put two responses on one connection.
+			if rep.Sent+rep.Unsent != 30 || rep.Sent < 3 || rep.Completed != rep.Sent || rep.Errors != 0 {
+				t.Errorf("sent %d unsent %d completed %d errors %d (%v), want 30 due, at least 3 sent, all completed",
+					rep.Sent, rep.Unsent, rep.Completed, rep.Errors, rep.TransportErrors)
 			}
 			if got := rep.Outcomes[tt.outcome]; got != rep.Completed {
 				t.Errorf("outcomes = %v, want %s=%d", rep.Outcomes, tt.outcome, rep.Completed)
@@ -76,9 +78,13 @@ func TestRunReadsResponseBodies(t *testing.T) {
 	}
 }
 
-// A light load goes through few connections, however many workers there are.
+// A light load goes through few connections, however many workers there
+// are. Not parallel: how many requests overlap depends on how fast they are
+// answered. At 20/s a request has 50ms before the next is due; a loopback
+// answer takes well under 1ms, and the bound allows a quarter of them to
+// take longer. A client that spread the load over its 512 workers would open
+// a connection a request (20).
 func TestRunReusesConnections(t *testing.T) {
-	t.Parallel()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(allow))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -88,13 +94,13 @@ func TestRunReusesConnections(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	_, rep := mustRun(t, srv.URL, "--rate", "200", "--duration", "500ms", "--workers", "512")
+	_, rep := mustRun(t, srv.URL, "--rate", "20", "--duration", "1s", "--workers", "512")
 
-	if rep.Completed != rep.Sent || rep.Errors != 0 {
-		t.Errorf("completed %d errors %d, want %d/0", rep.Completed, rep.Errors, rep.Sent)
+	if rep.Sent != 20 || rep.Completed != rep.Sent || rep.Errors != 0 {
+		t.Errorf("sent %d completed %d errors %d, want 20/20/0", rep.Sent, rep.Completed, rep.Errors)
 	}
-	if n := conns.Load(); n < 1 || n > 10 {
-		t.Errorf("%d connections for %d requests at 200/s, want a few", n, rep.Sent)
+	if n := conns.Load(); n < 1 || n > 5 {
+		t.Errorf("%d connections for %d requests at 20/s, want 1..5", n, rep.Sent)
 	}
 }
 
@@ -123,14 +129,6 @@ func TestRunReconnectsAfterConnectionClose(t *testing.T) {
 			write(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"+`{"decision":"allow"}`)
 			return false
 		}},
-		{"idle timeout", "5", func(c net.Conn, _ int) bool {
-			// Closed 20ms after the response, without a word; the next
-			// request comes 200ms later and must not be the one to find
-			// out.
-			write(c, allowResponse)
-			time.AfterFunc(20*time.Millisecond, func() { c.Close() })
-			return true
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,18 +148,38 @@ func TestRunReconnectsAfterConnectionClose(t *testing.T) {
 	}
 }
 
+// A server that closes an idle connection without a word: the client
+// notices before reusing it. Not parallel, since it depends on the close
+// (20ms after each response) landing before the next request (500ms
+// later) is sent; only a stall of over 400ms could reorder them.
+func TestRunReconnectsAfterIdleTimeout(t *testing.T) {
+	srv := newRawTarget(t, func(c net.Conn, _ int) bool {
+		write(c, allowResponse)
+		time.AfterFunc(20*time.Millisecond, func() { c.Close() })
+		return true
+	})
+	_, rep := mustRun(t, srv.URL, "--rate", "2", "--duration", "1500ms")
+
+	if rep.Sent != 3 || rep.Completed != 3 || rep.Errors != 0 || rep.Outcomes["allow"] != 3 {
+		t.Errorf("sent %d completed %d errors %d (%v) outcomes %v, want 3 allowed",
+			rep.Sent, rep.Completed, rep.Errors, rep.TransportErrors, rep.Outcomes)
+	}
+	if n := srv.conns(); n != 3 {
+		t.Errorf("%d connections, want one per request (3)", n)
+	}
+}
+
 // A server that reads requests and never answers: each request times out
-// and the run still ends.
+// and the run still ends. Not parallel: it asserts how long the run took.
 func TestRunTimesOutOnHangingServer(t *testing.T) {
-	t.Parallel()
 	srv := newRawTarget(t, func(net.Conn, int) bool { return true })
 	began := time.Now()
 	_, rep := mustRun(t, srv.URL, "--rate", "50", "--duration", "300ms", "--timeout", "100ms")
 
-	if took := time.Since(began); took > 2*time.Second {
+	if took := time.Since(began); took > 5*time.Second {
 		t.Errorf("run took %v, want about 400ms", took)
 	}
-	if rep.Sent < 10 || rep.Timeouts != rep.Sent || rep.TransportErrors["timeout"] != rep.Sent {
+	if rep.Sent != 15 || rep.Timeouts != rep.Sent || rep.TransportErrors["timeout"] != rep.Sent {
 		t.Errorf("sent %d timeouts %d transport errors %v, want every request timed out",
 			rep.Sent, rep.Timeouts, rep.TransportErrors)
 	}
@@ -174,23 +192,30 @@ func TestRunTimesOutOnHangingServer(t *testing.T) {
 }
 
 // Cancelling the run stops requests in flight at once, not at their
-// timeout.
+// timeout. The cancel comes when the server has read the 5th request, so
+// the count does not depend on timers; the test asserts how long the run
+// took after it, so it is not parallel.
 func TestRunStopsWhenCancelledWhileServerHangs(t *testing.T) {
-	t.Parallel()
-	srv := newRawTarget(t, func(net.Conn, int) bool { return true })
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	began := time.Now()
-	_, rep, err := runLoad(t, ctx, srv.URL, "--rate", "20", "--duration", "1m", "--timeout", "10s")
+	defer cancel()
+	var cancelled atomic.Int64 // UnixNano of the cancel
+	srv := newRawTarget(t, func(_ net.Conn, n int) bool {
+		if n == 4 {
+			cancelled.Store(time.Now().UnixNano())
+			cancel()
+		}
+		return true
+	})
+	_, rep, err := runLoad(t, ctx, srv.URL, "--rate", "20", "--duration", "1m", "--timeout", "1m")
 
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run error = %v, want context.Canceled", err)
 	}
-	if took := time.Since(began); took > 2*time.Second {
-		t.Errorf("Run took %v after cancel at 300ms", took)
+	if took := time.Since(time.Unix(0, cancelled.Load())); took > 5*time.Second {
+		t.Errorf("Run returned %v after the cancel, want at once (the timeout is 1m)", took)
 	}
-	if rep.Sent == 0 || rep.TransportErrors["canceled"] != rep.Sent || rep.Timeouts != 0 {
-		t.Errorf("sent %d, transport errors %v: want every request canceled", rep.Sent, rep.TransportErrors)
+	if rep.Sent < 5 || rep.TransportErrors["canceled"] != rep.Sent || rep.Timeouts != 0 {
+		t.Errorf("sent %d, transport errors %v: want at least 5, every one canceled", rep.Sent, rep.TransportErrors)
 	}
 }
 
@@ -223,13 +248,12 @@ func TestRunCountsCutResponses(t *testing.T) {
 				}
 				return false
 			})
-			began := time.Now()
-			_, rep := mustRun(t, srv.URL, "--rate", "50", "--duration", "200ms", "--timeout", "5s")
+			// A client that waited for more bytes would time out after
+			// 8s and count the request as a timeout, not as tt.failure;
+			// no duration is asserted, the test being parallel.
+			_, rep := mustRun(t, srv.URL, "--rate", "50", "--duration", "200ms", "--timeout", "8s")
 
-			if took := time.Since(began); took > 2*time.Second {
-				t.Errorf("run took %v, want about 200ms", took)
-			}
-			if rep.Sent < 5 || rep.TransportErrors[tt.failure] != rep.Sent || rep.Errors != rep.Sent || rep.Completed != 0 {
+			if rep.Sent != 10 || rep.TransportErrors[tt.failure] != rep.Sent || rep.Errors != rep.Sent || rep.Completed != 0 {
 				t.Errorf("sent %d completed %d errors %d transport errors %v, want every request %s",
 					rep.Sent, rep.Completed, rep.Errors, rep.TransportErrors, tt.failure)
 			}

@@ -30,8 +30,10 @@ func TestRunSteadyLoad(t *testing.T) {
 	})
 	out, rep := mustRun(t, srv.URL, "--rate", "200", "--duration", "1s")
 
-	if rep.Sent < 190 || rep.Sent > 200 {
-		t.Errorf("sent = %d, want 190..200", rep.Sent)
+	// With 512 free workers every request that falls due is sent, however
+	// late the scheduler runs: the count does not depend on the machine.
+	if rep.Sent != 200 {
+		t.Errorf("sent = %d, want 200", rep.Sent)
 	}
 	if got := int64(len(srv.received())); got != rep.Sent {
 		t.Errorf("server saw %d requests, report says %d sent", got, rep.Sent)
@@ -60,8 +62,12 @@ func TestRunSteadyLoad(t *testing.T) {
 	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("latency %+v is not positive and ordered", l)
 	}
-	if rep.TargetRate != 200 || rep.AchievedRate < 150 || rep.AchievedRate > 205 {
-		t.Errorf("target/achieved rate = %v/%v, want 200/150..205", rep.TargetRate, rep.AchievedRate)
+	// The achieved rate is completions over the run's wall time, which lasts
+	// at least until the last request's due time (995ms): it cannot exceed
+	// 200/0.995. How far below 200 it is depends on the machine, so that is
+	// left to TestRunAchievesRate, which runs alone.
+	if want := float64(rep.Completed) / rep.DurationSeconds; rep.TargetRate != 200 || rep.AchievedRate != want || rep.AchievedRate > 201.1 {
+		t.Errorf("target/achieved rate = %v/%v, want 200 and %v (at most 201)", rep.TargetRate, rep.AchievedRate, want)
 	}
 	for _, want := range []string{"completed", "p99", "--- report", "histogram", "#"} {
 		if !strings.Contains(out, want) {
@@ -70,10 +76,23 @@ func TestRunSteadyLoad(t *testing.T) {
 	}
 }
 
+// TestRunAchievesRate asserts a rate, so it is not parallel: it runs while
+// no other test of the package does. The bound is loose enough for a
+// machine busy with other work: 200 requests due over 1s complete at more
+// than 100/s unless something stalls the process for half a second.
+func TestRunAchievesRate(t *testing.T) {
+	srv := newTarget(t, allow)
+	_, rep := mustRun(t, srv.URL, "--rate", "200", "--duration", "1s")
+	if rep.Completed != 200 || rep.AchievedRate < 100 || rep.AchievedRate > 201.1 {
+		t.Errorf("completed %d at %.1f/s, want 200 at 100..201/s", rep.Completed, rep.AchievedRate)
+	}
+}
+
 // A server slower than the workers can keep up with: requests wait for a
 // worker, and that wait must show in the latency.
+// It asserts a latency, so it is not parallel; a busy machine only makes
+// the service slower and the queue longer, which the bound allows.
 func TestRunCountsQueueingDelay(t *testing.T) {
-	t.Parallel()
 	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(50 * time.Millisecond)
 		allow(w, r)
@@ -130,22 +149,33 @@ func TestRunCountsTransportErrors(t *testing.T) {
 	}
 }
 
+// The run is cancelled from the server when its 10th request arrives, so
+// what was sent before does not depend on timers; only the time to stop
+// does, and the test is not parallel for it.
 func TestRunStopsWhenCancelled(t *testing.T) {
-	t.Parallel()
-	srv := newTarget(t, allow)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	began := time.Now()
+	defer cancel()
+	var n atomic.Int64
+	var cancelled atomic.Int64 // UnixNano of the cancel
+	srv := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 10 {
+			cancelled.Store(time.Now().UnixNano())
+			cancel()
+		}
+		allow(w, r)
+	})
 	_, rep, err := runLoad(t, ctx, srv.URL, "--rate", "100", "--duration", "1m")
 
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run error = %v, want context.Canceled", err)
 	}
-	if took := time.Since(began); took > 3*time.Second {
-		t.Errorf("Run took %v after cancel at 300ms", took)
+	if took := time.Since(time.Unix(0, cancelled.Load())); took > 5*time.Second {
+		t.Errorf("Run returned %v after the cancel", took)
 	}
-	if rep.Sent == 0 || rep.Sent > 60 {
-		t.Errorf("report sent = %d, want the ~30 of the first 300ms", rep.Sent)
+	// 6,000 requests would be due in the minute; one second of them is
+	// slack for a scheduler that was late and catches up.
+	if rep.Sent < 10 || rep.Sent > 110 {
+		t.Errorf("report sent = %d, want the 10 before the cancel and few more", rep.Sent)
 	}
 }
 
