@@ -352,7 +352,7 @@ func (l *Limiter) block(rec *engine.Record, lb engine.Label, eff Effect, pol *co
 		if value == "" {
 			return nil
 		}
-		if cur, ok := lists.expiry(list, value); ok && (cur.IsZero() || (!expires.IsZero() && !cur.Before(expires))) {
+		if cur, ok := lists.Expiry(list, value); ok && (cur.IsZero() || (!expires.IsZero() && !cur.Before(expires))) {
 			return nil
 		}
 		if _, err := lists.Get(list); errors.Is(err, engine.ErrNotFound) {
@@ -378,20 +378,4 @@ func (l *Limiter) block(rec *engine.Record, lb engine.Label, eff Effect, pol *co
 		}
 	}
 	return out, nil
-}
-
-// expiry returns the expiry of a live item of a string list.
-func (l *Lists) expiry(list, value string) (time.Time, bool) {
-	now := l.now()
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	ml := l.lists[list]
-	if ml == nil {
-		return time.Time{}, false
-	}
-	it, ok := ml.items[value]
-	if !ok || !live(it.ExpiresAt, now) {
-		return time.Time{}, false
-	}
-	return it.ExpiresAt, true
 }

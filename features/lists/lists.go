@@ -1,7 +1,10 @@
-package features
+// Package lists keeps the named block and allow lists the rules match
+// against: in memory for O(1) lookups on the payment path, in Badger for
+// durability, with stored types of their own (stored.go) so that the API's
+// JSON can change without changing what is on disk.
+package lists
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -22,9 +25,9 @@ const (
 
 // Bounds on lists.
 const (
-	MaxListItems     = 1_000_000
-	MaxListValueLen  = 256
-	MaxListReasonLen = 512
+	MaxItems     = 1_000_000
+	MaxValueLen  = 256
+	MaxReasonLen = 512
 )
 
 // List describes a named list.
@@ -46,10 +49,10 @@ type Item struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// Lists holds the named block and allow lists in memory for O(1) lookups
+// Store holds the named block and allow lists in memory for O(1) lookups
 // on the payment path, and in Badger for durability. Changes are live for
 // the next decision. It is safe for concurrent use.
-type Lists struct {
+type Store struct {
 	db  *badger.DB
 	now func() time.Time
 
@@ -62,29 +65,24 @@ type Lists struct {
 	lists map[string]*memList
 }
 
-const (
-	prefixListMeta = "lm/"
-	prefixListItem = "li/"
-)
-
 var listNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
-// NewLists returns the lists kept in db. Call Load before use.
-func NewLists(db *badger.DB, now func() time.Time) *Lists {
+// New returns the lists kept in db. Call Load before use.
+func New(db *badger.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Lists{db: db, now: now, lists: map[string]*memList{}}
+	return &Store{db: db, now: now, lists: map[string]*memList{}}
 }
 
 // Load reads every list from Badger.
-func (l *Lists) Load() error {
+func (l *Store) Load() error {
 	lists := map[string]*memList{}
 	err := l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixListMeta), PrefetchValues: true})
 		for it.Rewind(); it.Valid(); it.Next() {
 			var m List
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &m) }); err != nil {
+			if err := it.Item().Value(func(v []byte) (err error) { m, err = decodeList(v); return err }); err != nil {
 				it.Close()
 				return err
 			}
@@ -94,15 +92,15 @@ func (l *Lists) Load() error {
 		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixListItem), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var item struct {
-				List string `json:"list"`
-				Item
-			}
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &item) }); err != nil {
+			var (
+				list string
+				item Item
+			)
+			if err := it.Item().Value(func(v []byte) (err error) { list, item, err = decodeItem(v); return err }); err != nil {
 				return err
 			}
-			if ml := lists[item.List]; ml != nil {
-				ml.add(item.Item)
+			if ml := lists[list]; ml != nil {
+				ml.add(item)
 			}
 		}
 		return nil
@@ -120,7 +118,7 @@ func (l *Lists) Load() error {
 
 // Contains reports whether value is a live (unexpired) member of the named
 // list. An unknown list contains nothing.
-func (l *Lists) Contains(list, value string) bool {
+func (l *Store) Contains(list, value string) bool {
 	now := l.now()
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -153,7 +151,7 @@ func (l *Lists) Contains(list, value string) bool {
 
 // Put creates a list or updates its description. Changing the kind of a
 // list that holds items is a conflict.
-func (l *Lists) Put(m List) (List, error) {
+func (l *Store) Put(m List) (List, error) {
 	if !listNamePattern.MatchString(m.Name) {
 		return List{}, engine.Invalid("name", "invalid_name", "list names are 1 to 64 lowercase letters, digits, '_', '.' or '-', starting with a letter")
 	}
@@ -163,7 +161,7 @@ func (l *Lists) Put(m List) (List, error) {
 	if m.Kind != KindString && m.Kind != KindCIDR {
 		return List{}, engine.Invalid("kind", "invalid_kind", "kind must be string, ip or cidr")
 	}
-	if len(m.Description) > MaxListReasonLen {
+	if len(m.Description) > MaxReasonLen {
 		return List{}, engine.Invalid("description", "too_long", "description is too long")
 	}
 	l.wmu.Lock()
@@ -176,7 +174,7 @@ func (l *Lists) Put(m List) (List, error) {
 	} else {
 		m.CreatedAt = l.now().UTC()
 	}
-	data, _ := json.Marshal(m) // a List always encodes
+	data := encodeList(m)
 	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixListMeta+m.Name), data) }); err != nil {
 		return List{}, fmt.Errorf("store list: %w", err)
 	}
@@ -193,7 +191,7 @@ func (l *Lists) Put(m List) (List, error) {
 }
 
 // Get returns a list's description.
-func (l *Lists) Get(name string) (List, error) {
+func (l *Store) Get(name string) (List, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	ml := l.lists[name]
@@ -207,7 +205,7 @@ func (l *Lists) Get(name string) (List, error) {
 }
 
 // All returns every list, by name.
-func (l *Lists) All() []List {
+func (l *Store) All() []List {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	out := make([]List, 0, len(l.lists))
@@ -222,7 +220,7 @@ func (l *Lists) All() []List {
 }
 
 // Delete removes a list and its items. Decisions stop matching it at once.
-func (l *Lists) Delete(name string) error {
+func (l *Store) Delete(name string) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.lists[name] == nil {
@@ -268,7 +266,7 @@ func (l *Lists) Delete(name string) error {
 // them as stored: with their creation time and, in a cidr list, their
 // canonical value ("10.1.2.3/8" is stored as "10.0.0.0/8"). Errors name the
 // field at fault: "value" for a single item, "items[i].value" otherwise.
-func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
+func (l *Store) AddItems(name string, items []Item) ([]Item, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	ml := l.lists[name]
@@ -280,8 +278,8 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	if len(items) == 0 {
 		return nil, engine.Invalid("items", "required", "at least one item is required")
 	}
-	if len(ml.items)+len(items) > MaxListItems {
-		return nil, engine.Invalid("items", "too_many", fmt.Sprintf("a list holds at most %d items", MaxListItems))
+	if len(ml.items)+len(items) > MaxItems {
+		return nil, engine.Invalid("items", "too_many", fmt.Sprintf("a list holds at most %d items", MaxItems))
 	}
 	items = append([]Item(nil), items...)
 	for i := range items {
@@ -295,10 +293,10 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 		switch {
 		case it.Value == "":
 			return nil, engine.Invalid(field("value"), "required", "value is required")
-		case len(it.Value) > MaxListValueLen:
-			return nil, engine.Invalid(field("value"), "too_long", fmt.Sprintf("value is longer than %d characters", MaxListValueLen))
-		case len(it.Reason) > MaxListReasonLen:
-			return nil, engine.Invalid(field("reason"), "too_long", fmt.Sprintf("reason is longer than %d characters", MaxListReasonLen))
+		case len(it.Value) > MaxValueLen:
+			return nil, engine.Invalid(field("value"), "too_long", fmt.Sprintf("value is longer than %d characters", MaxValueLen))
+		case len(it.Reason) > MaxReasonLen:
+			return nil, engine.Invalid(field("reason"), "too_long", fmt.Sprintf("reason is longer than %d characters", MaxReasonLen))
 		case !it.ExpiresAt.IsZero() && !it.ExpiresAt.After(now):
 			return nil, engine.Invalid(field("expires_at"), "in_past", "expires_at must be in the future")
 		}
@@ -316,10 +314,7 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 	}
 	err := l.db.Update(func(txn *badger.Txn) error {
 		for _, it := range items {
-			data, _ := json.Marshal(struct {
-				List string `json:"list"`
-				Item
-			}{name, it}) // always encodes
+			data := encodeItem(name, it)
 			e := badger.NewEntry([]byte(prefixListItem+name+"\x00"+it.Value), data)
 			if !it.ExpiresAt.IsZero() {
 				e = e.WithTTL(it.ExpiresAt.Sub(now) + time.Second)
@@ -343,7 +338,7 @@ func (l *Lists) AddItems(name string, items []Item) ([]Item, error) {
 
 // DeleteItem removes one item from a list and returns it. In a cidr list
 // value may be written in any form of the range ("10.1.2.3/8").
-func (l *Lists) DeleteItem(name, value string) (Item, error) {
+func (l *Store) DeleteItem(name, value string) (Item, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	ml := l.lists[name]
@@ -374,7 +369,7 @@ func (l *Lists) DeleteItem(name, value string) (Item, error) {
 // Items returns up to limit live items of a list in value order, starting
 // after the value `after`, and whether more follow. limit is 1 to 1000; any
 // other value means 100.
-func (l *Lists) Items(name, after string, limit int) ([]Item, bool, error) {
+func (l *Store) Items(name, after string, limit int) ([]Item, bool, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
@@ -399,4 +394,21 @@ func (l *Lists) Items(name, after string, limit int) ([]Item, bool, error) {
 		out[i] = ml.items[v]
 	}
 	return out, more, nil
+}
+
+// Expiry returns the expiry of a live item of a string list, and whether
+// there is such an item; a zero time never expires.
+func (l *Store) Expiry(list, value string) (time.Time, bool) {
+	now := l.now()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ml := l.lists[list]
+	if ml == nil {
+		return time.Time{}, false
+	}
+	it, ok := ml.items[value]
+	if !ok || !live(it.ExpiresAt, now) {
+		return time.Time{}, false
+	}
+	return it.ExpiresAt, true
 }

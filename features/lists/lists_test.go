@@ -1,4 +1,4 @@
-package features_test
+package lists_test
 
 import (
 	"errors"
@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/lists"
 )
 
 // fakeClock is a settable clock.
@@ -29,9 +31,20 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newLists(tb testing.TB, s *features.Store, now func() time.Time) *features.Lists {
+// openDB opens a Badger database in dir, closed when the test ends.
+func openDB(tb testing.TB, dir string) *badger.DB {
 	tb.Helper()
-	l := features.NewLists(s.DB(), now)
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newLists(tb testing.TB, db *badger.DB, now func() time.Time) *lists.Store {
+	tb.Helper()
+	l := lists.New(db, now)
 	if err := l.Load(); err != nil {
 		tb.Fatal(err)
 	}
@@ -39,15 +52,15 @@ func newLists(tb testing.TB, s *features.Store, now func() time.Time) *features.
 }
 
 func TestListsPersistAndExpire(t *testing.T) {
-	s := openStore(t, t.TempDir(), nil)
+	s := openDB(t, t.TempDir())
 	clock := &fakeClock{t: time.Now()}
 	l := newLists(t, s, clock.Now)
-	for _, m := range []features.List{{Name: "ips", Kind: "ip"}, {Name: "ips_v2", Kind: "cidr"}, {Name: "cards", Kind: "string"}} {
+	for _, m := range []lists.List{{Name: "ips", Kind: "ip"}, {Name: "ips_v2", Kind: "cidr"}, {Name: "cards", Kind: "string"}} {
 		if _, err := l.Put(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	items := []features.Item{
+	items := []lists.Item{
 		{Value: "10.1.2.3/8"}, {Value: "::ffff:192.0.2.0/120"}, {Value: "2001:db8::1"},
 		{Value: "203.0.113.0/24", ExpiresAt: clock.Now().Add(time.Hour)},
 	}
@@ -58,14 +71,14 @@ func TestListsPersistAndExpire(t *testing.T) {
 	if got := []string{stored[0].Value, stored[1].Value, stored[2].Value}; fmt.Sprint(got) != "[10.0.0.0/8 192.0.2.0/24 2001:db8::1]" {
 		t.Errorf("canonical values %v", got)
 	}
-	if _, err := l.AddItems("ips_v2", []features.Item{{Value: "10.0.0.0/8"}}); err != nil {
+	if _, err := l.AddItems("ips_v2", []lists.Item{{Value: "10.0.0.0/8"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.AddItems("cards", []features.Item{{Value: "fp_1", ExpiresAt: clock.Now().Add(time.Minute)}, {Value: "fp_2"}}); err != nil {
+	if _, err := l.AddItems("cards", []lists.Item{{Value: "fp_1", ExpiresAt: clock.Now().Add(time.Minute)}, {Value: "fp_2"}}); err != nil {
 		t.Fatal(err)
 	}
 
-	check := func(l *features.Lists, when string, want map[[2]string]bool) {
+	check := func(l *lists.Store, when string, want map[[2]string]bool) {
 		t.Helper()
 		for k, w := range want {
 			if got := l.Contains(k[0], k[1]); got != w {
@@ -111,21 +124,21 @@ func TestListsPersistAndExpire(t *testing.T) {
 }
 
 func TestListsRefuse(t *testing.T) {
-	s := openStore(t, t.TempDir(), nil)
+	s := openDB(t, t.TempDir())
 	l := newLists(t, s, nil)
-	if _, err := l.Put(features.List{Name: "ips", Kind: "cidr"}); err != nil {
+	if _, err := l.Put(lists.List{Name: "ips", Kind: "cidr"}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name  string
-		items []features.Item
+		items []lists.Item
 		field string
 	}{
 		{"none", nil, "items"},
-		{"empty value", []features.Item{{Value: ""}}, "value"},
-		{"not an ip", []features.Item{{Value: "10.0.0.1"}, {Value: "ten"}}, "items[1].value"},
-		{"zone", []features.Item{{Value: "fe80::1%eth0"}}, "value"},
-		{"past expiry", []features.Item{{Value: "10.0.0.1"}, {Value: "10.0.0.2", ExpiresAt: time.Now().Add(-time.Second)}}, "items[1].expires_at"},
+		{"empty value", []lists.Item{{Value: ""}}, "value"},
+		{"not an ip", []lists.Item{{Value: "10.0.0.1"}, {Value: "ten"}}, "items[1].value"},
+		{"zone", []lists.Item{{Value: "fe80::1%eth0"}}, "value"},
+		{"past expiry", []lists.Item{{Value: "10.0.0.1"}, {Value: "10.0.0.2", ExpiresAt: time.Now().Add(-time.Second)}}, "items[1].expires_at"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,14 +157,14 @@ func TestListsRefuse(t *testing.T) {
 // BenchmarkContainsCIDR10k is the payment-path lookup in a list of 10,000
 // ranges of many lengths: one map probe per distinct length.
 func BenchmarkContainsCIDR10k(b *testing.B) {
-	s := openStore(b, b.TempDir(), nil)
+	s := openDB(b, b.TempDir())
 	l := newLists(b, s, nil)
-	if _, err := l.Put(features.List{Name: "ips", Kind: "cidr"}); err != nil {
+	if _, err := l.Put(lists.List{Name: "ips", Kind: "cidr"}); err != nil {
 		b.Fatal(err)
 	}
-	var items []features.Item
+	var items []lists.Item
 	for i := range 10000 {
-		items = append(items, features.Item{Value: fmt.Sprintf("10.%d.%d.0/%d", i/256%256, i%256, 16+i%9)})
+		items = append(items, lists.Item{Value: fmt.Sprintf("10.%d.%d.0/%d", i/256%256, i%256, 16+i%9)})
 	}
 	if _, err := l.AddItems("ips", items); err != nil {
 		b.Fatal(err)
@@ -170,10 +183,10 @@ func BenchmarkContainsCIDR10k(b *testing.B) {
 // TestListsConcurrent runs lookups while lists change, for the race
 // detector: lookups only ever see whole changes.
 func TestListsConcurrent(t *testing.T) {
-	s := openStore(t, t.TempDir(), nil)
+	s := openDB(t, t.TempDir())
 	clock := &fakeClock{t: time.Now()}
 	l := newLists(t, s, clock.Now)
-	if _, err := l.Put(features.List{Name: "ips", Kind: "cidr"}); err != nil {
+	if _, err := l.Put(lists.List{Name: "ips", Kind: "cidr"}); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -198,7 +211,7 @@ func TestListsConcurrent(t *testing.T) {
 	}
 	for i := range 50 {
 		v := fmt.Sprintf("10.%d.0.0/16", i)
-		if _, err := l.AddItems("ips", []features.Item{{Value: v, ExpiresAt: clock.Now().Add(time.Minute)}}); err != nil {
+		if _, err := l.AddItems("ips", []lists.Item{{Value: v, ExpiresAt: clock.Now().Add(time.Minute)}}); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(10 * time.Second) // items expire along the way

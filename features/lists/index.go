@@ -1,4 +1,4 @@
-package features
+package lists
 
 import (
 	"fmt"
@@ -57,7 +57,7 @@ func (ml *memList) remove(value string) {
 
 // purge forgets the expired items of ml, if any are due. The caller holds
 // l.wmu.
-func (l *Lists) purge(ml *memList) {
+func (l *Store) purge(ml *memList) {
 	now := l.now()
 	if ml.nextExpiry.IsZero() || now.Before(ml.nextExpiry) {
 		return
