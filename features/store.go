@@ -874,6 +874,10 @@ type Stats struct {
 	CachedWindows          int // entities in the cache
 	LSMBytes, VLogBytes    int64
 	LastSeq                uint64
+	// CorruptStates counts reads of stored entity states (feature windows,
+	// trust) that did not decode since start; each such read degraded a
+	// decision or refused an update, and the state was left as stored.
+	CorruptStates uint64
 }
 
 // Stats returns current figures.
@@ -884,7 +888,7 @@ func (s *Store) Stats() Stats {
 	s.seqMu.Unlock()
 	return Stats{
 		CacheHits: s.ws.hits.Load(), CacheMisses: s.ws.misses.Load(), CachedWindows: s.ws.len(),
-		LSMBytes: lsm, VLogBytes: vlog, LastSeq: seq,
+		LSMBytes: lsm, VLogBytes: vlog, LastSeq: seq, CorruptStates: s.ws.corrupt.Load(),
 	}
 }
 
