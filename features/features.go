@@ -14,6 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // featureSet is an immutable set of compiled definitions, swapped whole.
@@ -379,7 +381,7 @@ func (s *Store) HasStoredDefinitions() bool {
 	return err == nil
 }
 
-const prefixEpoch = "m/epoch/"
+const prefixEpoch = keyspace.Epoch
 
 // epoch returns the stored state epoch of a feature name (0 if none).
 func (s *Store) epoch(name string) (uint64, error) {

@@ -11,6 +11,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // List kinds. A string list matches values exactly; a cidr list holds IP
@@ -63,8 +65,8 @@ type Lists struct {
 }
 
 const (
-	prefixListMeta = "lm/"
-	prefixListItem = "li/"
+	prefixListMeta = keyspace.ListMeta
+	prefixListItem = keyspace.ListItem
 )
 
 var listNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
