@@ -238,7 +238,7 @@ func storeStats(store *features.Store) func() server.StoreStats {
 		s := store.Stats()
 		return server.StoreStats{
 			CacheHits: s.CacheHits, CacheMisses: s.CacheMisses, CachedWindows: s.CachedWindows,
-			LSMBytes: s.LSMBytes, VLogBytes: s.VLogBytes, LastSeq: s.LastSeq,
+			LSMBytes: s.LSMBytes, VLogBytes: s.VLogBytes, LastSeq: s.LastSeq, CorruptStates: s.CorruptStates,
 		}
 	}
 }

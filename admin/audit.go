@@ -14,6 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Entry is one immutable audit trail entry: who changed what, when, and the
@@ -61,7 +63,7 @@ const (
 	MaxAuditPage     = 500
 )
 
-const prefixAudit = "au/"
+const prefixAudit = keyspace.Audit
 
 // Audit is the append-only audit trail, kept in Badger under "au/" and
 // ordered by entry ID. It has no update or delete. It is safe for

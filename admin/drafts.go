@@ -11,12 +11,14 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/rules"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Draft keys: one per rule, and one for the thresholds and bookkeeping.
 const (
-	prefixDraftRule = "ra/"
-	keyDraftMeta    = "rd/meta"
+	prefixDraftRule = keyspace.DraftRule
+	keyDraftMeta    = keyspace.DraftMeta
 )
 
 // draftMeta is the draft's thresholds and where it stands against the

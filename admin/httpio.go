@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,53 +52,12 @@ func decodeJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return engine.InvalidJSON(err)
 	}
 	if dec.More() {
 		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
 	}
 	return nil
-}
-
-func jsonError(err error) error {
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-		tim *time.ParseError
-	)
-	switch {
-	case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return engine.Invalid("", "invalid_json", "the body is not valid JSON")
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return engine.Invalid("", "invalid_json", "the body must be a JSON object")
-		}
-		return engine.Invalid(typ.Field, "invalid_type", fmt.Sprintf("%s must be %s, not a JSON %s", typ.Field, typeName(typ.Type.String()), typ.Value))
-	case errors.As(err, &tim):
-		return engine.Invalid("", "invalid_time", "times must be RFC 3339, such as 2026-01-02T15:04:05Z")
-	}
-	// encoding/json reports unknown fields only as text.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
-	}
-	return engine.Invalid("", "invalid_json", err.Error())
-}
-
-func typeName(t string) string {
-	switch {
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
-		return "an integer"
-	case strings.HasPrefix(t, "float"):
-		return "a number"
-	case t == "string" || strings.HasSuffix(t, ".Action") || strings.HasSuffix(t, ".Mode") || strings.HasSuffix(t, ".Aggregate"):
-		return "a string"
-	case t == "bool":
-		return "a boolean"
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	}
-	return "an object"
 }
 
 // queryInt parses an optional integer query parameter within [lo, hi]; def

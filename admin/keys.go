@@ -20,6 +20,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Bounds on API keys.
@@ -37,7 +39,7 @@ const (
 	keyRandomBytes = 32 // 256 bits
 )
 
-const prefixKey = "ak/"
+const prefixKey = keyspace.APIKey
 
 // keyEncoding writes the random part of a key: lowercase base32, no
 // padding, so a key is one word that survives copy and paste.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/rules"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Version is one published, immutable rule set version.
@@ -28,7 +30,7 @@ type Version struct {
 	Spec      rules.Spec `json:"spec"`
 }
 
-const prefixVersion = "rv/"
+const prefixVersion = keyspace.RuleSetVersion
 
 // Versions keeps the published rule set versions. Publishing is serialised;
 // reads are safe for concurrent use.

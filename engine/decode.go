@@ -3,10 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -299,45 +296,4 @@ func numberHidesPAN(n json.Number) bool {
 func panError(field string) error {
 	return Invalid(field, "card_number_refused",
 		"this field looks like a card number; send the card's fingerprint or token, never its number")
-}
-
-// InvalidJSON turns an error of encoding/json decoding a request body into
-// a *FieldError: invalid_json when the body is not valid JSON or not an
-// object, invalid_type naming the field that holds a value of the wrong
-// type, unknown_field naming a field the body may not hold. An unknown
-// field whose name looks like a card number is refused unnamed, as
-// card_number_refused.
-func InvalidJSON(err error) error {
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return Invalid("", "invalid_json", "the body is not valid JSON")
-	case errors.As(err, &typ):
-		field := typ.Field
-		want := typ.Type.String()
-		switch {
-		case field == "amount":
-			want = "an integer"
-		case typ.Type.Kind() == reflect.Map, typ.Type.Kind() == reflect.Struct:
-			want = "an object"
-		case want == "json.Number":
-			want = "a number"
-		}
-		if field == "" {
-			return Invalid("", "invalid_json", "the body must be a JSON object")
-		}
-		return Invalid(field, "invalid_type", fmt.Sprintf("%s must be %s, not a JSON %s", field, want, typ.Value))
-	}
-	// encoding/json reports unknown fields only as text.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		if LooksLikePAN(name) {
-			return panError("") // naming the field would echo the number
-		}
-		return Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
-	}
-	return Invalid("", "invalid_json", "the body is not valid JSON")
 }

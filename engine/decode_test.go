@@ -60,7 +60,7 @@ func TestDecodePaymentErrors(t *testing.T) {
 		{"label is not a payment field", `{"amount":1,"label":"fraud"}`, "label", "unknown_field", `unknown field "label"`},
 		{"unknown field named by a card number", `{"amount":1,"4111111111111111":1}`, "", "card_number_refused", pan},
 		{"string where an object goes", `{"device":"phone"}`, "device", "invalid_type", "device must be an object, not a JSON string"},
-		{"number where a string goes", `{"card":{"country":42}}`, "card.country", "invalid_type", "card.country must be string, not a JSON number"},
+		{"number where a string goes", `{"card":{"country":42}}`, "card.country", "invalid_type", "card.country must be a string, not a JSON number"},
 		{"array as attributes", `{"attributes":[]}`, "attributes", "invalid_type", "attributes must be an object, not a JSON array"},
 		{"no amount", `{"transaction_id":"t"}`, "amount", "required", "amount is required"},
 		{"null amount", `{"amount":null}`, "amount", "required", "amount is required"},
@@ -119,8 +119,8 @@ func TestDecodeLabelledPaymentErrors(t *testing.T) {
 		field, code, message string
 	}{
 		{"string where an object goes", `{"account":5}`, "account", "invalid_type", "account must be an object, not a JSON number"},
-		{"nested wrong type", `{"label":"legit","account":{"id":5}}`, "account.id", "invalid_type", "account.id must be string, not a JSON number"},
-		{"label of the wrong type", `{"label":5}`, "label", "invalid_type", "label must be string, not a JSON number"},
+		{"nested wrong type", `{"label":"legit","account":{"id":5}}`, "account.id", "invalid_type", "account.id must be a string, not a JSON number"},
+		{"label of the wrong type", `{"label":5}`, "label", "invalid_type", "label must be a string, not a JSON number"},
 		{"unknown field", `{"label":"legit","labels":[]}`, "labels", "unknown_field", `unknown field "labels"`},
 		{"not an object", `"fraud"`, "", "invalid_json", "the body must be a JSON object"},
 		{"two objects", `{"amount":1,"label":"fraud"}{}`, "", "invalid_json", "the body must hold exactly one JSON object"},

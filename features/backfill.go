@@ -10,9 +10,11 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
-const prefixBackfill = "m/backfill/"
+const prefixBackfill = keyspace.Backfill
 
 // Backfill builds one new feature from the stored decision history while
 // live decisions keep flowing. Decisions up to UpTo are replayed from the

@@ -8,6 +8,9 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/riskengine/risk/engine"
 )
 
 const shardCount = 64
@@ -26,7 +29,10 @@ type windows struct {
 	shards [shardCount]shard
 	load   func(key []byte) (*entity, error)
 
+	inflight singleflight.Group // Badger reads of missed keys
+
 	hits, misses atomic.Uint64
+	corrupt      atomic.Uint64 // reads of entities that did not decode
 }
 
 type shard struct {
@@ -38,6 +44,8 @@ type shard struct {
 	// cannot replay a label's effect, so they are written at the next tick
 	// rather than the next full flush (Store.flushUrgent).
 	urgent map[string]*entity
+	// gen counts the entities cached after a Badger read (see with).
+	gen uint64
 }
 
 func newWindows(capacity int, load func(key []byte) (*entity, error)) *windows {
@@ -89,37 +97,94 @@ func (ws *windows) shardOf(key []byte) *shard {
 
 // with runs fn on the entity of key under its shard's lock, loading it from
 // Badger on a miss. When fn returns true the entity is marked dirty. An
-// entity absent everywhere is passed as a new empty entity.
+// entity absent everywhere is passed as a new empty entity. An entity
+// stored but not decodable is an error wrapping engine.ErrCorrupt: it is
+// never replaced by an empty one, which would zero its history.
+//
+// The Badger read of a miss happens outside the shard's lock, so a slow
+// disk holds up only the payments of that entity, not the 1/64 of all
+// entities that share its shard; concurrent misses of one key share one
+// read (singleflight). The shard's gen says whether an entity was cached
+// while the read ran: if one was, the read may be older than the cached
+// state, so it is only used when the key is still absent and nothing was
+// cached meanwhile, and otherwise read again.
 func (ws *windows) with(key []byte, fn func(e *entity) bool) error {
 	s := ws.shardOf(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e, ok := s.lru.Get(string(key))
 	if ok {
 		ws.hits.Add(1)
 	} else {
 		ws.misses.Add(1)
-		if e, ok = s.dirty[string(key)]; !ok {
-			e, ok = s.flushing[string(key)]
-		}
-		if !ok {
-			var err error
-			switch e, err = ws.load(key); {
-			case errors.Is(err, badger.ErrKeyNotFound):
-				e = &entity{}
-			case errors.Is(err, errCorrupt):
-				e = &entity{} // a corrupt entity restarts empty rather than failing every payment
-			case err != nil:
+		for {
+			if e, ok = s.cached(key); ok {
+				break
+			}
+			gen := s.gen
+			s.mu.Unlock()
+			loaded, err := ws.loadShared(key)
+			s.mu.Lock()
+			if err != nil {
+				s.mu.Unlock()
 				return err
 			}
-			e.key = string(key)
+			if e, ok = s.cached(key); ok {
+				break
+			}
+			if s.gen == gen {
+				e = loaded
+				s.lru.Add(e.key, e)
+				s.gen++
+				break
+			}
 		}
-		s.lru.Add(e.key, e)
 	}
+	defer s.mu.Unlock()
 	if fn(e) {
 		s.dirty[e.key] = e // e.key: no new string per update
 	}
 	return nil
+}
+
+// cached finds the entity of key in the shard's LRU, dirty or flushing set,
+// adding it back to the LRU when it was only in a set. The caller holds
+// s.mu.
+func (s *shard) cached(key []byte) (*entity, bool) {
+	if e, ok := s.lru.Get(string(key)); ok {
+		return e, true
+	}
+	e, ok := s.dirty[string(key)]
+	if !ok {
+		e, ok = s.flushing[string(key)]
+	}
+	if ok {
+		s.lru.Add(e.key, e)
+	}
+	return e, ok
+}
+
+// loadShared reads the entity of key from Badger, once for all concurrent
+// callers. They share the entity read; with caches it at most once (the
+// first caller bumps gen, the others then find it cached or read again).
+func (ws *windows) loadShared(key []byte) (*entity, error) {
+	v, err, _ := ws.inflight.Do(string(key), func() (any, error) {
+		e, err := ws.load(key)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			e = &entity{}
+		case errors.Is(err, engine.ErrCorrupt):
+			ws.corrupt.Add(1)
+			return nil, err
+		case err != nil:
+			return nil, err
+		}
+		e.key = string(key)
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*entity), nil
 }
 
 // swapDirty moves every shard's dirty set to its flushing set. It is

@@ -14,6 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // featureSet is an immutable set of compiled definitions, swapped whole.
@@ -69,7 +71,9 @@ func (fs *featureSet) byKey(key string) *feature {
 // absent from p reads as its empty value (0, or -1 for first_seen and
 // last_seen). Values come in definition order. When ctx ends, the features
 // not yet read keep their empty value, marked not ready, and the error says
-// so.
+// so. An entity whose state cannot be read (a Badger error, or a state that
+// does not decode: engine.ErrCorrupt) leaves its features empty and not
+// ready, the others are still read, and the error names it.
 func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.FeatureValue) ([]engine.FeatureValue, error) {
 	fs := s.defs.Load()
 	base := len(dst)
@@ -80,6 +84,7 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 	}
 	vals := dst[base:]
 	var keyBuf [128]byte
+	var firstErr error
 	for gi, g := range fs.groups {
 		if err := ctx.Err(); err != nil {
 			// Not read: the empty value stands in, marked not ready.
@@ -90,7 +95,7 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 					}
 				}
 			}
-			return dst, fmt.Errorf("read features: %w", err)
+			return dst, errors.Join(firstErr, fmt.Errorf("read features: %w", err))
 		}
 		key, ok := entityKey(g.spec, g.paths, p, keyBuf[:0])
 		if !ok {
@@ -108,10 +113,19 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 			return false
 		})
 		if err != nil {
-			return dst, fmt.Errorf("read features of %s: %w", g.spec, err)
+			// The other entities are still read: a corrupt card state
+			// leaves the device's features to the rules.
+			for _, i := range g.out {
+				if i >= 0 {
+					vals[i].Ready = false
+				}
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("read features of %s: %w", g.spec, err)
+			}
 		}
 	}
-	return dst, nil
+	return dst, firstErr
 }
 
 func emptyValue(f *feature) float64 {
@@ -367,7 +381,7 @@ func (s *Store) HasStoredDefinitions() bool {
 	return err == nil
 }
 
-const prefixEpoch = "m/epoch/"
+const prefixEpoch = keyspace.Epoch
 
 // epoch returns the stored state epoch of a feature name (0 if none).
 func (s *Store) epoch(name string) (uint64, error) {

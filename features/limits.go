@@ -15,6 +15,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // DefaultTrustCacheEntries bounds the trust states a Limiter keeps in
@@ -23,10 +25,10 @@ const DefaultTrustCacheEntries = 100_000
 
 // Badger prefixes of the limiter.
 const (
-	keyPolicy      = "lp/policy" // the live policy (JSON)
-	prefixOverride = "lo/"       // entity -> override (JSON), TTL to expiry
-	prefixTrust    = "lt/"       // entity -> trust state (JSON)
-	prefixApplied  = "lf/"       // decision id \0 label -> applied marker
+	keyPolicy      = keyspace.LimitsPolicy  // the live policy (JSON)
+	prefixOverride = keyspace.LimitOverride // entity -> override (JSON), TTL to expiry
+	prefixTrust    = keyspace.Trust         // entity -> trust state (JSON)
+	prefixApplied  = keyspace.LabelApplied  // decision id \0 label -> applied marker
 )
 
 // AuditFunc records a change the limiter made in the audit trail: action

@@ -11,6 +11,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Entity kinds limits may be kept per.
@@ -42,7 +44,7 @@ func entityPaths(kind string) (Paths, bool) {
 // spentWindow is the rolling window of daily limits.
 const spentWindow = 24 * time.Hour
 
-const prefixHidden = "m/hidden/"
+const prefixHidden = keyspace.Hidden
 
 // spentFeature is the hidden feature behind daily limits: per limit entity,
 // the sum over 24 hours of the payments not denied, in the base currency

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Entities name each window by its feature. Written out, the names were
@@ -16,7 +18,7 @@ import (
 // looked up in a table of names kept in Badger under m/fname/<name>. A
 // number is assigned once, never reused or changed, and stored before the
 // first entity that uses it is written.
-const prefixName = "m/fname/" // feature name -> its number (8 bytes)
+const prefixName = keyspace.FeatureName // feature name -> its number (8 bytes)
 
 // names maps feature names to their numbers and back. A *names is never
 // modified once published; a new name makes a new one.

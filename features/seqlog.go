@@ -9,6 +9,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // The sequence log orders decision records by sequence number: it is what
@@ -24,7 +26,7 @@ import (
 // saves most of that cost under load. Stores written before kept one
 // q/<seq> -> id key per decision; those are read first, as every one of
 // them is older than any group.
-const prefixSeqGroup = "qs/"
+const prefixSeqGroup = keyspace.SeqGroup
 
 // writeSeqGroup writes the sequence log key of the records of one group
 // commit, which hold consecutive sequence numbers, in txn.

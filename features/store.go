@@ -16,6 +16,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // Defaults for Options.
@@ -136,17 +138,17 @@ type commitReq struct {
 
 // Key prefixes in Badger.
 const (
-	prefixDecision = "d/" // decision id -> seq + record
-	prefixTx       = "t/" // transaction id -> decision id, when the id is not derived from it
-	prefixSeq      = "q/" // seq (8 bytes) -> decision id; no longer written (seqlog.go)
-	prefixAccount  = "xa/"
-	prefixCard     = "xc/"
-	prefixOutcome  = "xo/"
-	prefixTime     = "xt/" // no longer written (Search merges the outcome indexes); old keys expire
-	prefixWindow   = "f/"  // feature \0 entity values -> window (before entities; migrated at Open)
-	prefixEntity   = "e/"  // entity spec \0 entity values -> entity (entity.go)
-	keyWatermark   = "m/features_seq"
-	keyDefinitions = "m/feature_defs"
+	prefixDecision = keyspace.Decision // decision id -> seq + record
+	prefixTx       = keyspace.Tx       // transaction id -> decision id, when the id is not derived from it
+	prefixSeq      = keyspace.Seq      // seq (8 bytes) -> decision id; no longer written (seqlog.go)
+	prefixAccount  = keyspace.Account
+	prefixCard     = keyspace.Card
+	prefixOutcome  = keyspace.Outcome
+	prefixTime     = keyspace.Time   // no longer written (Search merges the outcome indexes); old keys expire
+	prefixWindow   = keyspace.Window // feature \0 entity values -> window (before entities; migrated at Open)
+	prefixEntity   = keyspace.Entity // entity spec \0 entity values -> entity (entity.go)
+	keyWatermark   = keyspace.Watermark
+	keyDefinitions = keyspace.Definitions
 )
 
 // New returns a Store for opts. It does no I/O; call Open.
@@ -874,6 +876,10 @@ type Stats struct {
 	CachedWindows          int // entities in the cache
 	LSMBytes, VLogBytes    int64
 	LastSeq                uint64
+	// CorruptStates counts reads of stored entity states (feature windows,
+	// trust) that did not decode since start; each such read degraded a
+	// decision or refused an update, and the state was left as stored.
+	CorruptStates uint64
 }
 
 // Stats returns current figures.
@@ -884,7 +890,7 @@ func (s *Store) Stats() Stats {
 	s.seqMu.Unlock()
 	return Stats{
 		CacheHits: s.ws.hits.Load(), CacheMisses: s.ws.misses.Load(), CachedWindows: s.ws.len(),
-		LSMBytes: lsm, VLogBytes: vlog, LastSeq: seq,
+		LSMBytes: lsm, VLogBytes: vlog, LastSeq: seq, CorruptStates: s.ws.corrupt.Load(),
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // A table holds what decision records repeat from one decision to the
@@ -40,7 +42,7 @@ type table struct {
 type tableID [16]byte
 
 const (
-	prefixTable = "m/table/" // table id -> table
+	prefixTable = keyspace.Table // table id -> table
 	// tableV1 is the format byte of a stored table, then: list Rules (str
 	// ID, str Name, int Version, str Mode, str Action, int Score,
 	// str Reason, str Message), list Features (str Name), as record.go

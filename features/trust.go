@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/riskengine/risk/engine"
 )
@@ -76,15 +77,21 @@ func (st *trustState) entry() trustEntry {
 func fmtTrust(t float64) string { return strconv.FormatFloat(t, 'f', -1, 64) }
 
 // trustCache is a sharded LRU of trust entries in front of Badger. An entry
-// is loaded under its shard's lock and replaced there after every durable
-// change, so a cached entry is never older than the stored state.
+// is replaced under its shard's lock after every durable change, so a
+// cached entry is never older than the stored state.
+//
+// A miss reads Badger outside the shard's lock (a slow read holds up only
+// that entity's payments), one read per entity in flight (singleflight);
+// the shard's gen, bumped by every put, tells whether the read may be
+// older than a change made while it ran, and then it is not cached.
 //
 // Most entities never get feedback: stored holds the hashes of those that
 // have a state, so a cold entity without one costs no Badger read.
 type trustCache struct {
-	seed   maphash.Seed
-	load   func(entity string) (trustEntry, error)
-	shards [16]trustShard
+	seed     maphash.Seed
+	load     func(entity string) (trustEntry, error)
+	shards   [16]trustShard
+	inflight singleflight.Group
 
 	storedMu sync.RWMutex
 	stored   map[uint64]struct{} // nil: unknown, always read Badger
@@ -93,6 +100,7 @@ type trustCache struct {
 type trustShard struct {
 	mu  sync.Mutex
 	lru *simplelru.LRU[string, trustEntry]
+	gen uint64 // puts so far
 }
 
 func (c *trustCache) init(capacity int, load func(string) (trustEntry, error)) {
@@ -110,16 +118,29 @@ func (c *trustCache) shard(entity string) *trustShard {
 func (c *trustCache) get(entity string) (trustEntry, error) {
 	s := c.shard(entity)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.lru.Get(entity); ok {
+	e, ok := s.lru.Get(entity)
+	gen := s.gen
+	s.mu.Unlock()
+	if ok {
 		return e, nil
 	}
 	if !c.mayHave(entity) {
 		return trustEntry{}, nil
 	}
-	e, err := c.load(entity)
+	v, err, _ := c.inflight.Do(entity, func() (any, error) { return c.load(entity) })
 	if err != nil {
 		return trustEntry{}, err
+	}
+	e = v.(trustEntry)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		// A put ran meanwhile: its entry (if still cached) is newer than
+		// what was read, which is not cached.
+		if cur, ok := s.lru.Get(entity); ok {
+			return cur, nil
+		}
+		return e, nil
 	}
 	s.lru.Add(entity, e)
 	return e, nil
@@ -132,9 +153,11 @@ func (c *trustCache) put(entity string, e trustEntry) {
 		c.stored[maphash.String(c.seed, entity)] = struct{}{}
 	}
 	c.storedMu.Unlock()
+	c.inflight.Forget(entity) // a get from now on reads the new state
 	s := c.shard(entity)
 	s.mu.Lock()
 	s.lru.Add(entity, e)
+	s.gen++
 	s.mu.Unlock()
 }
 
@@ -186,10 +209,19 @@ func (l *Limiter) readState(entity string) (trustState, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &st) })
+		return item.Value(func(v []byte) error {
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("trust state of %s: %w: %w", entity, err, engine.ErrCorrupt)
+			}
+			return nil
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return trustState{}, nil
+	}
+	if errors.Is(err, engine.ErrCorrupt) {
+		l.s.ws.corrupt.Add(1)
+		return trustState{}, err
 	}
 	if err != nil {
 		return trustState{}, fmt.Errorf("read trust state: %w", err)

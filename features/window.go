@@ -2,12 +2,14 @@ package features
 
 import (
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
+
+	"github.com/riskengine/risk/engine"
 )
 
 // DistinctExactCap is how many distinct values a distinct feature counts
@@ -242,7 +244,10 @@ const (
 // up to; values within it are written as varints.
 const maxExactInt = 1 << 53
 
-var errCorrupt = errors.New("corrupt feature state")
+// errCorrupt is the error of a feature state that does not decode. It
+// wraps engine.ErrCorrupt, so a decision that needed it is degraded with
+// engine.CauseStateCorrupt.
+var errCorrupt = fmt.Errorf("feature state: %w", engine.ErrCorrupt)
 
 func (w *window) encode(buf []byte) []byte {
 	buf = append(buf, windowVersion)

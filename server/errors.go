@@ -53,17 +53,17 @@ func toAPIError(err error) (int, apiError) {
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, apiError{Code: fe.Code, Message: fe.Message, Field: fe.Field}
 	case errors.Is(err, engine.ErrUnprocessable):
-		body := apiError{Code: "unprocessable", Message: err.Error()}
+		body := apiError{Code: "unprocessable", Message: clientMessage(err, engine.ErrUnprocessable)}
 		if errors.As(err, &de) {
 			body.Errors = de.Details()
 		}
 		return http.StatusUnprocessableEntity, body
 	case errors.Is(err, engine.ErrInvalid):
-		return http.StatusBadRequest, apiError{Code: "invalid", Message: err.Error()}
+		return http.StatusBadRequest, apiError{Code: "invalid", Message: clientMessage(err, engine.ErrInvalid)}
 	case errors.Is(err, engine.ErrNotFound):
-		return http.StatusNotFound, apiError{Code: "not_found", Message: err.Error()}
+		return http.StatusNotFound, apiError{Code: "not_found", Message: clientMessage(err, engine.ErrNotFound)}
 	case errors.Is(err, engine.ErrConflict):
-		return http.StatusConflict, apiError{Code: "conflict", Message: err.Error()}
+		return http.StatusConflict, apiError{Code: "conflict", Message: clientMessage(err, engine.ErrConflict)}
 	case errors.Is(err, engine.ErrUnavailable):
 		return http.StatusServiceUnavailable, apiError{Code: "unavailable", Message: "the service cannot answer right now"}
 	case errors.As(err, &he):
@@ -74,6 +74,36 @@ func toAPIError(err error) (int, apiError) {
 		return he.Code, apiError{Code: codeForStatus(he.Code), Message: msg}
 	}
 	return http.StatusInternalServerError, apiError{Code: "internal", Message: "internal error"}
+}
+
+// clientMessage is the message a client sees for err, which wraps the
+// category sentinel: the text of the error that wraps the sentinel itself
+// (`rule "x" is already in the draft: conflict`), which the code that
+// found the condition wrote for the client. What callers wrapped around it
+// on the way up (operation names, storage errors) stays in the log.
+func clientMessage(err, sentinel error) string {
+	for e := err; e != nil; {
+		var next []error
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			if w := u.Unwrap(); w != nil {
+				next = []error{w}
+			}
+		case interface{ Unwrap() []error }:
+			next = u.Unwrap()
+		}
+		var down error
+		for _, w := range next {
+			if w == sentinel {
+				return e.Error()
+			}
+			if down == nil && errors.Is(w, sentinel) {
+				down = w
+			}
+		}
+		e = down
+	}
+	return sentinel.Error()
 }
 
 func codeForStatus(status int) string {

@@ -27,6 +27,9 @@ type StoreStats struct {
 	LSMBytes, VLogBytes int64
 	// LastSeq is the sequence number of the last committed decision.
 	LastSeq uint64
+	// CorruptStates counts reads of stored entity states that did not
+	// decode since start.
+	CorruptStates uint64
 }
 
 // MetricsConfig configures Metrics.
@@ -233,7 +236,7 @@ func (t timedStore) Commit(ctx context.Context, rec *engine.Record) error {
 type storeCollector struct {
 	stats                        func() StoreStats
 	hits, misses, ratio, windows *prometheus.Desc
-	lsm, vlog, lastSeq           *prometheus.Desc
+	lsm, vlog, lastSeq, corrupt  *prometheus.Desc
 }
 
 func newStoreCollector(stats func() StoreStats) *storeCollector {
@@ -247,12 +250,13 @@ func newStoreCollector(stats func() StoreStats) *storeCollector {
 		lsm:     d("risk_badger_lsm_bytes", "Size of Badger's LSM tree on disk."),
 		vlog:    d("risk_badger_vlog_bytes", "Size of Badger's value log on disk."),
 		lastSeq: d("risk_decision_last_seq", "Sequence number of the last committed decision."),
+		corrupt: d("risk_state_corrupt_total", "Reads of stored entity states (feature windows, trust) that did not decode; each degraded a decision as state_corrupt."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.ratio, c.windows, c.lsm, c.vlog, c.lastSeq} {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.ratio, c.windows, c.lsm, c.vlog, c.lastSeq, c.corrupt} {
 		ch <- d
 	}
 }
@@ -269,4 +273,5 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lsm, prometheus.GaugeValue, float64(s.LSMBytes))
 	ch <- prometheus.MustNewConstMetric(c.vlog, prometheus.GaugeValue, float64(s.VLogBytes))
 	ch <- prometheus.MustNewConstMetric(c.lastSeq, prometheus.GaugeValue, float64(s.LastSeq))
+	ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(s.CorruptStates))
 }

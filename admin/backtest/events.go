@@ -3,11 +3,9 @@ package backtest
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/riskengine/risk/engine"
 )
@@ -79,32 +77,4 @@ func ReadEvents(r io.Reader) ([]Event, error) {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return out, nil
-}
-
-// decodeError serves the backtest request (request.go): an event is
-// decoded by engine.DecodeLabelledPayment.
-
-// decodeError turns a JSON decoding error into a field error. The JSON
-// field path of a type error is in the error's Field.
-func decodeError(err error) error {
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return engine.Invalid("", "invalid_json", "not valid JSON")
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return engine.Invalid("", "invalid_json", "want a JSON object")
-		}
-		return engine.Invalid(typ.Field, "invalid_type", fmt.Sprintf("%s must not be a JSON %s", typ.Field, typ.Value))
-	}
-	// encoding/json reports unknown fields only as text; there is no type
-	// to match.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
-	}
-	return engine.Invalid("", "invalid_json", "not valid JSON")
 }

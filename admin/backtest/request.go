@@ -91,7 +91,7 @@ func decodeRequest(body []byte) (Request, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return Request{}, decodeError(err)
+		return Request{}, engine.InvalidJSON(err)
 	}
 	if dec.More() {
 		return Request{}, engine.Invalid("", "invalid_json", "the body must hold exactly one JSON object")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -75,24 +74,12 @@ func bind(c echo.Context, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return engine.InvalidJSON(err)
 	}
 	if dec.More() {
 		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
 	}
 	return nil
-}
-
-func jsonError(err error) error {
-	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) && typ.Field != "" {
-		return engine.Invalid(typ.Field, "invalid_type", fmt.Sprintf("%s has the wrong type", typ.Field))
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
-	}
-	return engine.Invalid("", "invalid_json", "the body is not valid JSON of the expected shape")
 }
 
 // queryInt parses an optional integer query parameter within [lo, hi]; def

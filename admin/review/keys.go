@@ -1,25 +1,29 @@
 package review
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/riskengine/risk/features/keyspace"
+)
 
 // Badger keys of this package: every prefix is here, and in the table of
 // docs/architecture.md. Values start with a format byte (formatJSON), then
 // JSON.
 const (
 	// prefixItem: item id -> item.
-	prefixItem = "rq/i/"
+	prefixItem = keyspace.ReviewItem
 	// prefixActive: 8-byte opened time (Unix ns) + item id -> nothing; the
 	// items not closed (open or claimed), oldest first.
-	prefixActive = "rq/a/"
+	prefixActive = keyspace.ReviewActive
 	// prefixClosed: 8-byte closed time (Unix ns) + item id -> nothing.
-	prefixClosed = "rq/c/"
+	prefixClosed = keyspace.ReviewClosed
 	// keyCursor: the sequence number of the next decision the queue reads
 	// from the decision log (8 bytes).
-	keyCursor = "rq/cursor"
+	keyCursor = keyspace.ReviewCursor
 	// keyPolicy: the review policy.
-	keyPolicy = "rq/policy"
+	keyPolicy = keyspace.ReviewPolicy
 	// prefixCase: case id -> case. Case ids sort by creation time.
-	prefixCase = "cs/"
+	prefixCase = keyspace.Case
 )
 
 // formatJSON is the format byte of every value this package stores.

@@ -14,6 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 // List kinds. A string list matches values exactly; a cidr list holds IP
@@ -64,6 +66,13 @@ type Store struct {
 	mu    sync.RWMutex
 	lists map[string]*memList
 }
+
+// Badger keys of the lists, from the registry: lm/<name> holds a list's
+// description (storedList), li/<name>\x00<value> one item (storedItem).
+const (
+	prefixListMeta = keyspace.ListMeta
+	prefixListItem = keyspace.ListItem
+)
 
 var listNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 

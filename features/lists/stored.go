@@ -6,14 +6,6 @@ import (
 	"time"
 )
 
-// Badger keys of the lists: lm/<name> holds a list's description
-// (storedList), li/<name>\x00<value> one item (storedItem). Both are listed
-// in docs/architecture.md.
-const (
-	prefixListMeta = "lm/"
-	prefixListItem = "li/"
-)
-
 // storedVersion is the version of the list and item values this code
 // writes, in their "v" member. Values without one were written before the
 // member existed, in the same layout (the API's JSON of List and Item at the
