@@ -69,7 +69,7 @@ func (c *Console) decisions(ec echo.Context) error {
 	if nc, _ := d["next_cursor"].(string); nc != "" {
 		next = cloneValues(next)
 		next.Set("cursor", nc)
-		p.X = map[string]any{"next": next.Encode()}
+		p.X = map[string]any{"next": "/console/decisions?" + next.Encode()}
 	}
 	return c.render(ec, http.StatusOK, "decisions", p)
 }

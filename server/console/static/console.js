@@ -44,3 +44,26 @@
     if (map[e.key] && click(map[e.key])) { e.preventDefault(); }
   });
 })();
+
+// The rule editor's did-you-mean: a "Use x" button replaces the unknown
+// name at its line:column (or its first occurrence) and re-validates.
+document.addEventListener("click", function (e) {
+  var b = e.target.closest ? e.target.closest("button.fix") : null;
+  if (!b) { return; }
+  var ta = document.getElementById("f-expression");
+  if (!ta) { return; }
+  var from = b.getAttribute("data-from"), to = b.getAttribute("data-to");
+  var line = parseInt(b.getAttribute("data-line"), 10), col = parseInt(b.getAttribute("data-col"), 10);
+  var v = ta.value, at = -1;
+  if (line > 0 && col > 0) {
+    var lines = v.split("\n"), off = 0;
+    for (var i = 0; i < line - 1 && i < lines.length; i++) { off += lines[i].length + 1; }
+    off += col - 1;
+    if (v.substr(off, from.length) === from) { at = off; }
+  }
+  if (at < 0) { at = v.indexOf(from); }
+  if (at < 0) { return; }
+  ta.value = v.slice(0, at) + to + v.slice(at + from.length);
+  ta.dispatchEvent(new Event("input", { bubbles: true }));
+  ta.focus();
+});
