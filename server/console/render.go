@@ -122,20 +122,16 @@ func (c *Console) apiFail(ec echo.Context, err error) error {
 
 var funcs = template.FuncMap{
 	"json": func(v any) string {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
+		// The template escapes the text; JSON's own HTML escaping would
+		// show \u003c to the reader.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
 			return fmt.Sprint(v)
 		}
-		return string(b)
-	},
-	"rawjson": func(v any) string {
-		// A request body as stored: indent it for reading.
-		var out bytes.Buffer
-		s, _ := v.(string)
-		if err := json.Indent(&out, []byte(s), "", "  "); err != nil {
-			return s
-		}
-		return out.String()
+		return strings.TrimSuffix(b.String(), "\n")
 	},
 	"money": func(amount any, currency any) string {
 		n, ok := num(amount)
