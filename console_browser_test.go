@@ -184,7 +184,7 @@ func (e *consoleEnv) shot(name string) {
 	if !e.shots {
 		return
 	}
-	buf := value(e, "screenshot "+name, chromedp.FullScreenshot(70))
+	buf := value(e, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join("docs", "console", name+".png"), buf, 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -263,6 +263,10 @@ func consolePayment(tx string) map[string]any {
 	}
 }
 
+// ready waits until the page's scripts (htmx, console.js) are in place,
+// before a test types or presses keys.
+var ready = chromedp.WaitReady(chromedp.CSS(`html[data-ready]`))
+
 // The XSS payloads of the issue, put where payments and analysts write.
 const (
 	xssImg  = `<img src=x onerror=alert(1)>`
@@ -328,6 +332,7 @@ func TestConsole(t *testing.T) {
 		e.run("new rule",
 			chromedp.Navigate(e.url+"/console/rules/new"),
 			chromedp.WaitVisible(chromedp.CSS(`#f-expression`)),
+			ready,
 			chromedp.SendKeys(chromedp.CSS(`#f-id`), "big_amount"),
 			chromedp.SendKeys(chromedp.CSS(`#f-name`), xssAttr),
 			chromedp.SendKeys(chromedp.CSS(`#f-expression`), `amount > 10000 && card.contry == "US"`),
@@ -357,6 +362,7 @@ func TestConsole(t *testing.T) {
 
 	step("try the rule against a past decision", func() {
 		e.run("try",
+			ready,
 			chromedp.SendKeys(chromedp.CSS(`#try-decision`), first),
 			chromedp.Click(chromedp.CSS(`#try-it`)),
 			chromedp.WaitVisible(chromedp.CSS(`#try-outcome`)),
@@ -464,16 +470,18 @@ func TestConsole(t *testing.T) {
 		e.run("open the first item with j, Enter",
 			chromedp.Navigate(e.url+"/console/reviews"),
 			chromedp.WaitVisible(chromedp.CSS(`#queue tr[data-review]`)),
+			ready,
 			chromedp.KeyEvent("j"),
 			chromedp.KeyEvent("\r"),
 			chromedp.WaitVisible(chromedp.CSS(`#review-id`)),
+			ready,
 		)
 		e.shot("review")
-		e.run("claim with c", chromedp.KeyEvent("c"), chromedp.WaitVisible(chromedp.CSS(`#assignee`)))
+		e.run("claim with c", chromedp.KeyEvent("c"), chromedp.WaitVisible(chromedp.CSS(`#assignee`)), ready)
 		if got := e.text("#assignee"); got != "console-analyst" {
 			e.t.Errorf("assignee = %q", got)
 		}
-		e.run("close as legit with l", chromedp.KeyEvent("l"), chromedp.WaitVisible(chromedp.CSS(`#resolution`)))
+		e.run("close as legit with l", chromedp.KeyEvent("l"), chromedp.WaitVisible(chromedp.CSS(`#resolution`)), ready)
 		if got := e.text("#resolution"); got != "legit" {
 			e.t.Errorf("resolution = %q, want legit", got)
 		}

@@ -117,7 +117,11 @@ func (s *series) axes(b *strings.Builder, max float64, unit string) {
 	n := len(s.counts)
 	for _, i := range []int{0, n / 2, n - 1} {
 		x := float64(padL) + float64(i)*float64(chartW-padL)/float64(n)
-		fmt.Fprintf(b, `<text class="label" x="%.0f" y="%d">%s</text>`, x, chartH-6, s.start.Add(time.Duration(i)*s.step).UTC().Format("15:04"))
+		anchor := "start"
+		if i == n-1 {
+			x, anchor = float64(chartW), "end"
+		}
+		fmt.Fprintf(b, `<text class="label" x="%.0f" y="%d" text-anchor="%s">%s</text>`, x, chartH-6, anchor, s.start.Add(time.Duration(i)*s.step).UTC().Format("15:04"))
 	}
 }
 

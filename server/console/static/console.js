@@ -9,7 +9,12 @@
       if (!isNaN(v)) { el.style.width = Math.max(0, Math.min(100, v)) + "%"; }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { widths(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    widths(document);
+    // Tests wait for this before they type: the key handlers and htmx
+    // (whose script runs first) are in place.
+    document.documentElement.setAttribute("data-ready", "1");
+  });
   document.addEventListener("htmx:afterSwap", function (e) { widths(e.target); });
 
   function typing(e) {
