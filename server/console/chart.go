@@ -31,8 +31,11 @@ func newSeries(start time.Time, step time.Duration, n int) *series {
 }
 
 func (s *series) add(at time.Time, outcome string, degraded bool) {
+	if at.Before(s.start) {
+		return // (a negative offset would truncate to bucket 0)
+	}
 	i := int(at.Sub(s.start) / s.step)
-	if i < 0 || i >= len(s.counts) {
+	if i >= len(s.counts) {
 		return
 	}
 	s.counts[i][outcome]++
