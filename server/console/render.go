@@ -158,6 +158,9 @@ var funcs = template.FuncMap{
 		return strconv.FormatFloat(n*100, 'f', 1, 64) + "%"
 	},
 	"num": func(v any) string {
+		if v == nil {
+			return ""
+		}
 		n, ok := num(v)
 		if !ok {
 			return fmt.Sprint(v)
