@@ -105,6 +105,10 @@ func (c *Console) Register(root *echo.Group) {
 	c.registerPages(g)
 }
 
+// maxFormBytes bounds a console form: a rule with a pasted payment fits
+// many times over.
+const maxFormBytes = 256 << 10
+
 // csp allows scripts and styles from the console's own origin only: no
 // inline script, no eval, nothing from elsewhere.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -120,6 +124,9 @@ func (c *Console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Referrer-Policy", "same-origin")
 		if !strings.HasPrefix(ec.Request().URL.Path, "/console/static/") {
 			h.Set("Cache-Control", "no-store")
+		}
+		if req := ec.Request(); req.Body != nil && req.Method != http.MethodGet {
+			req.Body = http.MaxBytesReader(ec.Response(), req.Body, maxFormBytes)
 		}
 		return next(ec)
 	}

@@ -294,6 +294,12 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	}
+	// An oversized form is refused before it reaches the API.
+	big := form(token)
+	big.Set("note", strings.Repeat("x", 300<<10))
+	if resp, _ := e.do(http.MethodPost, "/console/decisions/dec_1/feedback", big, nil); resp.StatusCode < 400 {
+		t.Errorf("a 300 KiB form = %d, want it refused", resp.StatusCode)
+	}
 	// Sign out ends the session.
 	resp, _ := e.do(http.MethodPost, "/console/sign-out", url.Values{"csrf": {token}}, nil)
 	if resp.StatusCode != http.StatusSeeOther {
