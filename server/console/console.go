@@ -57,6 +57,7 @@ type Config struct {
 type Console struct {
 	cfg      Config
 	sessions *sessions
+	throttle *throttle
 	pages    map[string]*template.Template
 	static   http.Handler
 }
@@ -87,7 +88,7 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	return &Console{
-		cfg: cfg, sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.MaxAge), pages: pages,
+		cfg: cfg, sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.MaxAge), throttle: newThrottle(cfg.Now), pages: pages,
 		static: http.StripPrefix("/console/static/", http.FileServer(http.FS(static))),
 	}, nil
 }
@@ -216,6 +217,11 @@ func (c *Console) signInPage(ec echo.Context) error {
 func (c *Console) signIn(ec echo.Context) error {
 	key := strings.TrimSpace(ec.FormValue("api_key"))
 	next := safeNext(ec.FormValue("next"))
+	addr := clientAddr(ec.Request().RemoteAddr)
+	if c.throttle.blocked(addr) {
+		c.cfg.Log.Warn("console sign-in throttled", "client", addr)
+		return c.render(ec, http.StatusTooManyRequests, "signin", &page{Title: "Sign in", Next: next, Flash: "Too many failed sign-ins from this address; try again later."})
+	}
 	if key == "" || len(key) > 512 {
 		return c.render(ec, http.StatusUnauthorized, "signin", &page{Title: "Sign in", Next: next, Flash: "Enter an API key."})
 	}
@@ -224,7 +230,8 @@ func (c *Console) signIn(ec echo.Context) error {
 		var err error
 		p, err = c.cfg.Auth.Authenticate(ec.Request().Context(), key)
 		if errors.Is(err, engine.ErrNotFound) {
-			c.cfg.Log.Info("console sign-in refused", "reason", "unknown or revoked key")
+			c.throttle.fail(addr)
+			c.cfg.Log.Info("console sign-in refused", "reason", "unknown or revoked key", "client", addr)
 			return c.render(ec, http.StatusUnauthorized, "signin", &page{Title: "Sign in", Next: next, Flash: "Unknown or revoked API key."})
 		}
 		if err != nil {

@@ -326,3 +326,19 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("htmx = %d", resp.StatusCode)
 	}
 }
+
+func TestSignInThrottled(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 10; i++ {
+		if resp := e.signIn("rk_guess_0123456789abcdef0123456789"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d = %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	if resp := e.signIn(analystKey); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("after 10 failures even a good key = %d, want 429", resp.StatusCode)
+	}
+	e.clock.Advance(10 * time.Minute)
+	if resp := e.signIn(analystKey); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the window = %d, want 303", resp.StatusCode)
+	}
+}
