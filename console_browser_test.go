@@ -431,6 +431,9 @@ func TestConsole(t *testing.T) {
 		if n := value(e, "flipped links", chromedp.Evaluate[int](`document.querySelectorAll("#flipped a[href^='/console/decisions/']").length`)); n != 3 {
 			e.t.Errorf("%d changed payments link to their decision, want 3", n)
 		}
+		if n := value(e, "rule rows", chromedp.Evaluate[int](`document.querySelectorAll("#backtest-result a[href='/console/rules/big_amount']").length`)); n != 1 {
+			e.t.Errorf("%d rows of the backtest's rules link to big_amount, want 1", n)
+		}
 		e.shot("backtest")
 	})
 
