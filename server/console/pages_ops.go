@@ -23,6 +23,8 @@ func (c *Console) registerOps(g *echo.Group) {
 	g.POST("/lists/:name/items/delete", c.deleteListItem)
 	g.GET("/features", c.simple("features", "Features", "/admin/features"))
 	g.GET("/limits", c.limits)
+	g.POST("/limits/override", c.putOverride)
+	g.POST("/limits/override/delete", c.deleteOverride)
 	g.GET("/stats", c.simple("stats", "Rule stats", "/admin/rules/stats"))
 	g.GET("/audit", c.audit)
 	g.GET("/keys", c.simple("keys", "API keys", "/admin/keys"))
@@ -205,7 +207,7 @@ func (c *Console) limits(ec echo.Context) error {
 	if err != nil {
 		return c.apiFail(ec, err)
 	}
-	p := &page{Title: "Limits", Nav: "limits", D: d, X: map[string]any{}}
+	p := &page{Title: "Limits", Nav: "limits", D: d, X: map[string]any{"expires": c.cfg.Now().UTC().Add(30 * 24 * time.Hour).Format("2006-01-02T15:04")}}
 	typ, id := strings.TrimSpace(ec.QueryParam("entity_type")), strings.TrimSpace(ec.QueryParam("id"))
 	if typ != "" && id != "" {
 		e, err := c.get(ec, "/admin/limits/"+url.PathEscape(typ)+"/"+url.PathEscape(id))
@@ -217,6 +219,41 @@ func (c *Console) limits(ec echo.Context) error {
 		p.X["entity"] = e
 	}
 	return c.render(ec, http.StatusOK, "limits", p)
+}
+
+// limitsTarget is the limits page of one entity.
+func limitsTarget(typ, id string) string {
+	return "/console/limits?" + url.Values{"entity_type": {typ}, "id": {id}}.Encode()
+}
+
+// putOverride sets an entity's limits override (amounts in minor units).
+func (c *Console) putOverride(ec echo.Context) error {
+	typ, id := ec.FormValue("entity_type"), strings.TrimSpace(ec.FormValue("id"))
+	body := map[string]any{"currency": strings.TrimSpace(ec.FormValue("currency")), "reason": strings.TrimSpace(ec.FormValue("reason"))}
+	for _, k := range []string{"single_max", "daily_max"} {
+		if v := strings.TrimSpace(ec.FormValue(k)); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return c.fail(ec, http.StatusBadRequest, k+" must be a whole number of minor units.")
+			}
+			body[k] = n
+		}
+	}
+	if x := localTime(strings.TrimSpace(ec.FormValue("expires_at"))); x != "" {
+		body["expires_at"] = x
+	}
+	if err := c.call(ec, sessionOf(ec), http.MethodPut, "/admin/limits/"+url.PathEscape(typ)+"/"+url.PathEscape(id), body, nil); err != nil {
+		return c.apiFail(ec, err)
+	}
+	return ec.Redirect(http.StatusSeeOther, limitsTarget(typ, id))
+}
+
+func (c *Console) deleteOverride(ec echo.Context) error {
+	typ, id := ec.FormValue("entity_type"), strings.TrimSpace(ec.FormValue("id"))
+	if err := c.call(ec, sessionOf(ec), http.MethodDelete, "/admin/limits/"+url.PathEscape(typ)+"/"+url.PathEscape(id), nil, nil); err != nil {
+		return c.apiFail(ec, err)
+	}
+	return ec.Redirect(http.StatusSeeOther, limitsTarget(typ, id))
 }
 
 // Audit trail with its filters.

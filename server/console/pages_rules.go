@@ -21,6 +21,7 @@ func (c *Console) registerRules(g *echo.Group) {
 	g.GET("/rules/:id", c.editRule)
 	g.POST("/rules/:id", c.saveRule)
 	g.POST("/rules/:id/delete", c.deleteRule)
+	g.POST("/ruleset/thresholds", c.thresholds)
 	g.GET("/ruleset/diff", c.rulesetDiff)
 	g.POST("/ruleset/publish", c.publish)
 	g.GET("/ruleset/versions", c.versions)
@@ -42,6 +43,8 @@ func (c *Console) rules(ec echo.Context) error {
 		p.Notice = "Published: the draft is live."
 	case "rolledback":
 		p.Notice = "Rolled back: the chosen version is live again, as a new version."
+	case "thresholds":
+		p.Notice = "Thresholds saved to the draft. Publish to make them live."
 	}
 	return c.render(ec, http.StatusOK, "rules", p)
 }
@@ -197,6 +200,23 @@ func (c *Console) tryRule(ec echo.Context) error {
 		return c.apiFail(ec, err)
 	}
 	return c.fragment(ec, http.StatusOK, "rule", "tryresult", &page{D: out})
+}
+
+// thresholds sets the draft's score thresholds (live with the next
+// publish).
+func (c *Console) thresholds(ec echo.Context) error {
+	body := map[string]int{}
+	for _, k := range []string{"challenge_threshold", "deny_threshold"} {
+		n, err := strconv.Atoi(strings.TrimSpace(ec.FormValue(k)))
+		if err != nil {
+			return c.fail(ec, http.StatusBadRequest, k+" must be a whole number.")
+		}
+		body[k] = n
+	}
+	if err := c.call(ec, sessionOf(ec), http.MethodPut, "/admin/ruleset/draft", body, nil); err != nil {
+		return c.apiFail(ec, err)
+	}
+	return ec.Redirect(http.StatusSeeOther, "/console/rules?notice=thresholds")
 }
 
 // rulesetDiff shows what a publish would change (live → draft), or any
