@@ -193,6 +193,9 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	if err := wireConsole(log, store, lists, limiter, api, auth, srv); err != nil {
+		return nil, err
+	}
 	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews}, nil
 }
 

@@ -237,6 +237,60 @@ func rolePolicy(method, path string) (roles []engine.Role, open bool) {
 	return adminOnly, false
 }
 
+// isConsoleRoute reports whether path is a page of the web console (and
+// GET /, its redirect): session-authenticated, not by bearer key.
+func isConsoleRoute(path string) bool {
+	return path == "/" || path == "/console" || strings.HasPrefix(path, "/console/")
+}
+
+// checkConsoleRoute checks that a console route gives nothing to a bearer
+// key of any role: the console knows only its sessions (made by signing in
+// with a key, then holding exactly that key's roles, which TestConsole
+// checks). Open are the redirects to /console/, the sign-in page and the
+// static assets; every other page sends a browser without a session to
+// sign-in, and every change without a session is 401 or 403.
+func checkConsoleRoute(t *testing.T, base, method, route, path string, keys map[engine.Role]string) {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, key := range append([]string{""}, keys[engine.RoleAdmin], keys[engine.RoleAnalyst]) {
+		req, err := http.NewRequest(method, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		switch {
+		case route == "/" || route == "/console":
+			if resp.StatusCode != http.StatusSeeOther || loc != "/console/" {
+				t.Errorf("%s = %d to %q, want 303 to /console/", route, resp.StatusCode, loc)
+			}
+		case route == "/console/sign-in" && method == http.MethodGet, route == "/console/static/*":
+			if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+				t.Errorf("open console route = %d", resp.StatusCode)
+			}
+		case route == "/console/sign-in":
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("sign-in without a key in the form = %d, want 401", resp.StatusCode)
+			}
+		case method == http.MethodGet:
+			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/sign-in") {
+				t.Errorf("page without a session (key %v) = %d to %q, want 303 to sign-in", key != "", resp.StatusCode, loc)
+			}
+		default:
+			if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+				t.Errorf("change without a session (key %v) = %d, want 401 or 403", key != "", resp.StatusCode)
+			}
+		}
+	}
+}
+
 var pathParam = regexp.MustCompile(`:[^/]+|\*`)
 
 // TestEveryRouteHasARole probes every route of the service as main wires
@@ -299,6 +353,10 @@ func TestEveryRouteHasARole(t *testing.T) {
 		}
 		seen++
 		path := pathParam.ReplaceAllString(r.Path, "x")
+		if isConsoleRoute(r.Path) {
+			t.Run(r.Method+" "+r.Path, func(t *testing.T) { checkConsoleRoute(t, ts.URL, r.Method, r.Path, path, keys) })
+			continue
+		}
 		t.Run(r.Method+" "+r.Path, func(t *testing.T) {
 			want, open := rolePolicy(r.Method, r.Path)
 			if open {
@@ -325,7 +383,7 @@ func TestEveryRouteHasARole(t *testing.T) {
 		})
 	}
 	// The service has at least the routes of this issue.
-	for _, must := range []string{"POST /v1/decisions", "GET /metrics", "GET /debug/pprof/*", "POST /admin/keys", "GET /admin/keys", "DELETE /admin/keys/:id", "GET /admin/backup"} {
+	for _, must := range []string{"POST /v1/decisions", "GET /metrics", "GET /debug/pprof/*", "POST /admin/keys", "GET /admin/keys", "DELETE /admin/keys/:id", "GET /admin/backup", "GET /", "GET /console/", "POST /console/sign-in", "POST /admin/rules/dry-run"} {
 		if !slices.ContainsFunc(routes, func(r *echo.Route) bool { return r.Method+" "+r.Path == must }) {
 			t.Errorf("route %s is not registered", must)
 		}

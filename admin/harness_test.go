@@ -134,6 +134,10 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 		tb.Fatal(err)
 	}
 	h.api.Register(srv.Group("/admin"), srv.Require)
+	admin.RegisterDryRun(srv.Group("/admin"), srv.Require, admin.NewDryRun(admin.DryRunConfig{
+		Decisions: h.store, Features: h.store, Draft: h.api.Draft, Now: h.clock.Now,
+		Env: func() rules.Env { return rules.Env{Features: names(h.store.Definitions()), Lists: h.lists} },
+	}))
 	h.http = httptest.NewServer(srv.Handler())
 	tb.Cleanup(func() {
 		h.http.Close()
