@@ -99,7 +99,7 @@ func FailOpenClosed(def Outcome, byMerchant map[string]Outcome) FallbackFunc {
 			}
 		}
 		return Decision{
-			TransactionID: p.TransactionID, Decision: o, Degraded: true,
+			TransactionID: p.TransactionID, Outcome: o, Degraded: true,
 			DegradedCause: "client fallback: " + err.Error(),
 			Reasons:       []Reason{}, EvaluatedAt: time.Now().UTC(),
 		}, nil

@@ -38,7 +38,7 @@ func TestDecisionCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.DecisionID == "" || d.TransactionID != p.TransactionID || d.Replayed || d.Fallback || !slices.Contains([]client.Outcome{client.Allow, client.Challenge, client.Deny}, d.Decision) {
+	if d.DecisionID == "" || d.TransactionID != p.TransactionID || d.Replayed || d.Fallback || !slices.Contains([]client.Outcome{client.Allow, client.Challenge, client.Deny}, d.Outcome) {
 		t.Fatalf("decision = %+v", d)
 	}
 	again, err := c.Decide(ctx, p)
@@ -122,7 +122,7 @@ func TestDecideRetries(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := s.client(t, client.Config{DecideTimeout: 20 * time.Second, AttemptTimeout: 200 * time.Millisecond, Retries: 3})
+			c := s.client(t, client.Config{DecideTimeout: 30 * time.Second, AttemptTimeout: 2 * time.Second, Retries: 3})
 			p := payment("tx_retry_"+string(rune('a'+i)), "m_1")
 			s.faults.set(pass, tt.faults...)
 			d, err := c.Decide(context.Background(), p)
@@ -186,7 +186,7 @@ func TestDecideFallback(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", merchant, err)
 		}
-		if !d.Fallback || !d.Degraded || d.Decision != want || !strings.HasPrefix(d.DegradedCause, "client fallback: ") {
+		if !d.Fallback || !d.Degraded || d.Outcome != want || !strings.HasPrefix(d.DegradedCause, "client fallback: ") {
 			t.Errorf("%s: %+v, want a %s fallback", merchant, d, want)
 		}
 	}
@@ -195,7 +195,7 @@ func TestDecideFallback(t *testing.T) {
 	}
 
 	s.faults.set(unavailable)
-	if d, err := c.Decide(context.Background(), payment("tx_fb_503", "m_closed")); err != nil || !d.Fallback || d.Decision != client.Deny {
+	if d, err := c.Decide(context.Background(), payment("tx_fb_503", "m_closed")); err != nil || !d.Fallback || d.Outcome != client.Deny {
 		t.Errorf("engine unavailable: %+v, %v; want the merchant's fallback", d, err)
 	}
 
@@ -206,9 +206,10 @@ func TestDecideFallback(t *testing.T) {
 	}
 
 	s.faults.set(pass)
+	c = s.client(t, client.Config{DecideTimeout: 30 * time.Second, Fallback: fallback})
 	p := payment("tx_fb_4xx", "m_open")
-	if _, err := c.Decide(context.Background(), p); err != nil {
-		t.Fatal(err)
+	if d, err := c.Decide(context.Background(), p); err != nil || d.Fallback {
+		t.Fatalf("%+v, %v", d, err)
 	}
 	p.Amount++
 	if d, err := c.Decide(context.Background(), p); !client.IsCode(err, "conflict") {

@@ -66,9 +66,10 @@ type Merchant struct {
 
 // Decision is the engine's answer to a payment.
 type Decision struct {
-	DecisionID     string    `json:"decision_id"`
-	TransactionID  string    `json:"transaction_id"`
-	Decision       Outcome   `json:"decision"`
+	DecisionID    string `json:"decision_id"`
+	TransactionID string `json:"transaction_id"`
+	// Outcome is the decision: allow, challenge or deny.
+	Outcome        Outcome   `json:"decision"`
 	Score          int       `json:"score"`
 	Reasons        []Reason  `json:"reasons"`
 	Limits         Limits    `json:"limits"`
