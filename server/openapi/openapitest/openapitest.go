@@ -82,14 +82,32 @@ func Handler(tb testing.TB, h http.Handler, skip ...string) http.Handler {
 				return
 			}
 		}
-		check := checkRequest(r, req)
+		// Keep a copy of the request to check once it is answered: checks
+		// run after the handler, one at a time, so they neither delay a
+		// handler's start (its deadline runs from there) nor take every
+		// core from the handlers under a burst of concurrent requests.
+		var body []byte
+		if req.Body != nil && req.Body != http.NoBody {
+			body, _ = io.ReadAll(req.Body)
+			req.Body.Close()
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		saved := req.Clone(context.WithoutCancel(req.Context()))
 		rec := &recorder{ResponseWriter: w}
 		h.ServeHTTP(rec, req)
-		if msg := check.response(rec); msg != "" {
+		checking.Lock()
+		defer checking.Unlock()
+		saved.Body = io.NopCloser(bytes.NewReader(body))
+		if msg := checkRequest(r, saved).response(rec); msg != "" {
 			tb.Errorf("openapi: %s %s: %s", req.Method, req.URL.RequestURI(), msg)
 		}
 	})
 }
+
+// checking serialises the checks of every wrapped handler of the test
+// binary: kin-openapi compiles a JSON Schema validator per check, which is
+// CPU-heavy under -race.
+var checking sync.Mutex
 
 // checked is what is known of a request before it is served.
 type checked struct {
