@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,8 @@ import (
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/server/client"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // Configuration: flags and their environment variables.
@@ -215,7 +218,7 @@ func rolePolicy(method, path string) (roles []engine.Role, open bool) {
 		adminOnly []engine.Role
 	)
 	switch {
-	case path == "/healthz" || path == "/readyz":
+	case path == "/healthz" || path == "/readyz" || path == "/openapi.json":
 		return nil, true
 	case path == "/metrics":
 		return []engine.Role{engine.RoleMetrics}, false
@@ -325,7 +328,7 @@ func TestEveryRouteHasARole(t *testing.T) {
 		}
 		keys[role] = secret
 	}
-	ts := httptest.NewServer(app.server.Handler())
+	ts := httptest.NewServer(openapitest.Handler(t, app.server.Handler()))
 	t.Cleanup(ts.Close)
 	call := func(method, path, key string) int {
 		t.Helper()
@@ -504,25 +507,20 @@ func (p *proc) wait() {
 	}
 }
 
-// call makes an admin request; it returns the status and body, or an
-// error when the server could not be reached.
-func (p *proc) call(client *http.Client, method, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequest(method, p.url+path, bytes.NewReader(body))
+// client is an API client of p with the admin key.
+func (p *proc) client(t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	cfg.BaseURL, cfg.Key = p.url, testAdminKey
+	c, err := client.New(cfg)
 	if err != nil {
-		return 0, nil, err
+		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testAdminKey)
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, data, err
+	return c
 }
 
 type acked struct {
 	body       []byte
+	payment    client.Payment
 	decisionID string
 	outcome    string
 }
@@ -552,39 +550,42 @@ func TestSIGTERMUnderLoadThenBackupRestore(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
+			// No retries: each attempt's fate is what this test checks.
+			c := srv.client(t, client.Config{DecideTimeout: 10 * time.Second, Retries: -1})
 			for i := 0; ; i++ {
 				tx := fmt.Sprintf("tx-%d-%d", w, i)
-				body := fmt.Appendf(nil, `{"transaction_id":%q,"amount":%d,"currency":"USD","occurred_at":%q,"card":{"fingerprint":"fp_%d"},"account":{"id":"acc_%d"},"merchant":{"id":"m_1"}}`,
-					tx, 100+i, time.Now().UTC().Format(time.RFC3339Nano), i%13, w)
+				p := client.Payment{
+					TransactionID: tx, Amount: int64(100 + i), Currency: "USD", OccurredAt: time.Now().UTC(),
+					Card: &client.Card{Fingerprint: fmt.Sprintf("fp_%d", i%13)}, Account: &client.Account{ID: fmt.Sprintf("acc_%d", w)},
+					Merchant: &client.Merchant{ID: "m_1"},
+				}
+				body, err := json.Marshal(p) // as the client sends it
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				mu.Lock()
 				tried = append(tried, tx)
 				mu.Unlock()
-				code, data, err := srv.call(client, "POST", "/v1/decisions", body)
-				if err != nil {
-					return // the server is gone
-				}
-				if code != http.StatusOK {
-					if code == http.StatusServiceUnavailable {
-						continue
-					}
-					t.Errorf("%s: %d %s", tx, code, data)
+				d, err := c.Decide(context.Background(), p)
+				var apiErr *client.Error
+				switch {
+				case client.IsCode(err, "unavailable"):
+					continue
+				case errors.As(err, &apiErr):
+					t.Errorf("%s: %v", tx, err)
 					return
-				}
-				var d struct {
-					DecisionID    string `json:"decision_id"`
-					Decision      string `json:"decision"`
-					DegradedCause string `json:"degraded_cause"`
-				}
-				if err := json.Unmarshal(data, &d); err != nil || d.DecisionID == "" {
-					t.Errorf("%s: bad answer %s", tx, data)
+				case err != nil:
+					return // the server is gone
+				case d.DecisionID == "":
+					t.Errorf("%s: bad answer %+v", tx, d)
 					return
 				}
 				if d.DegradedCause == "decision_store_unavailable" {
 					continue // answered, but explicitly not recorded
 				}
 				mu.Lock()
-				ok[tx] = acked{body: body, decisionID: d.DecisionID, outcome: d.Decision}
+				ok[tx] = acked{body: body, payment: p, decisionID: d.DecisionID, outcome: string(d.Outcome)}
 				n := len(ok)
 				mu.Unlock()
 				if n == 300 {
@@ -603,27 +604,17 @@ func TestSIGTERMUnderLoadThenBackupRestore(t *testing.T) {
 	t.Logf("%d decisions acknowledged of %d tried before SIGTERM", len(ok), len(tried))
 
 	srv = startServer(t, bin, dir)
-	client := &http.Client{Timeout: 10 * time.Second}
+	ctx := context.Background()
 	check := func(p *proc) {
 		t.Helper()
+		c := p.client(t, client.Config{})
 		for tx, a := range ok {
-			code, data, err := p.call(client, "GET", "/v1/decisions/"+a.decisionID, nil)
-			if err != nil || code != http.StatusOK {
-				t.Fatalf("acknowledged decision %s of %s = %d %v %s", a.decisionID, tx, code, err, data)
+			x, err := c.Explain(ctx, a.decisionID)
+			if err != nil {
+				t.Fatalf("acknowledged decision %s of %s: %v", a.decisionID, tx, err)
 			}
-			var x struct {
-				TransactionID string `json:"transaction_id"`
-				Decision      string `json:"decision"`
-				Payment       struct {
-					Amount int64 `json:"amount"`
-				} `json:"payment"`
-				Request json.RawMessage `json:"request"`
-			}
-			if err := json.Unmarshal(data, &x); err != nil {
-				t.Fatal(err)
-			}
-			if x.TransactionID != tx || x.Decision != a.outcome || !bytes.Equal(x.Request, a.body) {
-				t.Fatalf("decision %s came back as %s", a.decisionID, data)
+			if x.TransactionID != tx || string(x.Outcome) != a.outcome || !bytes.Equal(x.Request, a.body) {
+				t.Fatalf("decision %s came back as %+v", a.decisionID, x)
 			}
 		}
 	}
@@ -632,18 +623,11 @@ func TestSIGTERMUnderLoadThenBackupRestore(t *testing.T) {
 	// either wholly there (found by transaction id, explained, replayed
 	// as the same decision) or not at all.
 	stored := 0
+	c := srv.client(t, client.Config{})
 	for _, tx := range tried {
-		code, data, err := srv.call(client, "GET", "/v1/decisions?transaction_id="+tx, nil)
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("search %s = %d %v", tx, code, err)
-		}
-		var page struct {
-			Decisions []struct {
-				DecisionID string `json:"decision_id"`
-			} `json:"decisions"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			t.Fatal(err)
+		page, err := c.Search(ctx, client.Query{TransactionID: tx})
+		if err != nil {
+			t.Fatalf("search %s: %v", tx, err)
 		}
 		a, wasAcked := ok[tx]
 		switch {
@@ -657,15 +641,15 @@ func TestSIGTERMUnderLoadThenBackupRestore(t *testing.T) {
 			if wasAcked && id != a.decisionID {
 				t.Fatalf("%s found as %s, acknowledged as %s", tx, id, a.decisionID)
 			}
-			if code, _, _ := srv.call(client, "GET", "/v1/decisions/"+id, nil); code != http.StatusOK {
-				t.Fatalf("%s is indexed but its record %s is missing", tx, id)
+			if _, err := c.Explain(ctx, id); err != nil {
+				t.Fatalf("%s is indexed but its record %s is missing: %v", tx, id, err)
 			}
 		}
 	}
 	for tx, a := range ok {
-		code, data, err := srv.call(client, "POST", "/v1/decisions", a.body)
-		if err != nil || code != http.StatusOK || !strings.Contains(string(data), `"replayed":true`) || !strings.Contains(string(data), a.decisionID) {
-			t.Fatalf("replay of %s after restart = %d %v %s", tx, code, err, data)
+		d, err := c.Decide(ctx, a.payment)
+		if err != nil || !d.Replayed || d.DecisionID != a.decisionID {
+			t.Fatalf("replay of %s after restart = %+v, %v", tx, d, err)
 		}
 		break // one is enough: idempotency is tested elsewhere
 	}
@@ -691,8 +675,8 @@ func TestSIGTERMUnderLoadThenBackupRestore(t *testing.T) {
 	}
 	srv = startServer(t, bin, restored)
 	check(srv)
-	if code, _, err := srv.call(client, "GET", "/admin/keys", nil); err != nil || code != http.StatusOK {
-		t.Errorf("the restored service does not know the admin key: %d %v", code, err)
+	if _, err := srv.client(t, client.Config{}).Rules(ctx); err != nil {
+		t.Errorf("the restored service does not know the admin key: %v", err)
 	}
 	srv.stop()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // clock is the real time plus an offset tests move forward.
@@ -138,7 +139,7 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 		Decisions: h.store, Features: h.store, Draft: h.api.Draft, Now: h.clock.Now,
 		Env: func() rules.Env { return rules.Env{Features: names(h.store.Definitions()), Lists: h.lists} },
 	}))
-	h.http = httptest.NewServer(srv.Handler())
+	h.http = httptest.NewServer(openapitest.Handler(tb, srv.Handler()))
 	tb.Cleanup(func() {
 		h.http.Close()
 		if err := h.store.Close(context.Background()); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // keyStack is the key store on a real Badger behind the real server.
@@ -45,7 +46,7 @@ func newKeyStack(tb testing.TB, dir string) *keyStack {
 	}
 	srv := server.New(server.Config{Auth: s.keys})
 	s.keys.Register(srv.Group("/admin"), srv.Require)
-	s.http = httptest.NewServer(srv.Handler())
+	s.http = httptest.NewServer(openapitest.Handler(tb, srv.Handler()))
 	tb.Cleanup(s.close)
 	return s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // statsStack serves the rule statistics over a real store.
@@ -31,7 +32,7 @@ func newStatsStack(t *testing.T) *statsStack {
 	}
 	srv := server.New(server.Config{Decisions: store})
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
-	s := &statsStack{store: store, http: httptest.NewServer(srv.Handler())}
+	s := &statsStack{store: store, http: httptest.NewServer(openapitest.Handler(t, srv.Handler()))}
 	t.Cleanup(func() {
 		s.http.Close()
 		_ = store.Close(context.Background())

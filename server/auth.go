@@ -66,8 +66,8 @@ func (s *Server) authenticate(req *http.Request) (engine.Principal, error) {
 	if s.cfg.Auth == nil {
 		return devPrincipal, nil
 	}
-	token, ok := strings.CutPrefix(req.Header.Get(echo.HeaderAuthorization), "Bearer ")
-	if !ok || token == "" {
+	token, ok := bearerToken(req.Header.Get(echo.HeaderAuthorization))
+	if !ok {
 		return engine.Principal{}, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send an API key as Authorization: Bearer <key>", Err: errUnauthorized}
 	}
 	p, err := s.cfg.Auth.Authenticate(req.Context(), token)
@@ -81,6 +81,19 @@ func (s *Server) authenticate(req *http.Request) (engine.Principal, error) {
 		p.KeyID = p.Name // rate limits are per key
 	}
 	return p, nil
+}
+
+// bearerToken returns the credentials of an Authorization header of the
+// Bearer scheme. The scheme name is matched case-insensitively and may be
+// followed by several spaces, as RFC 7235 section 2.1 allows, so
+// "bearer rk_…" and "BEARER rk_…" are keys too.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }
 
 const ctxPrincipal = "principal"

@@ -60,7 +60,7 @@ func TestRequire(t *testing.T) {
 
 func TestRequireOpenRoutesAndSchemes(t *testing.T) {
 	e := newEdge(t, edgeOptions{auth: roleKeys})
-	for _, path := range []string{"/healthz", "/readyz"} {
+	for _, path := range []string{"/healthz", "/readyz", "/openapi.json"} {
 		if code, _, body := e.send("", "GET", path, nil); code != http.StatusOK {
 			t.Errorf("%s without a key = %d %s, want 200", path, code, body)
 		}
@@ -114,5 +114,45 @@ func TestDevMode(t *testing.T) {
 	}, e.srv.Require(engine.RoleAdmin))
 	if code, _, body := e.send("", "GET", "/test/whoami", nil); code != http.StatusOK || string(body) != "dev/admin" {
 		t.Errorf("dev whoami = %d %q, want dev/admin", code, body)
+	}
+}
+
+// TestBearerSchemeIsCaseInsensitive: the Authorization scheme is matched
+// case-insensitively (RFC 7235 section 2.1), with one or more spaces before
+// the key; other schemes and an empty key are 401.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	e := newEdge(t, edgeOptions{auth: roleKeys})
+	tests := []struct {
+		header string
+		want   int
+	}{
+		{"Bearer analyst-key", http.StatusOK},
+		{"bearer analyst-key", http.StatusOK},
+		{"BEARER analyst-key", http.StatusOK},
+		{"bEaReR analyst-key", http.StatusOK},
+		{"Bearer   analyst-key", http.StatusOK},
+		{"Bearer", http.StatusUnauthorized},
+		{"Bearer ", http.StatusUnauthorized},
+		{"Bearerx analyst-key", http.StatusUnauthorized},
+		{"Basic analyst-key", http.StatusUnauthorized},
+		{"analyst-key", http.StatusUnauthorized},
+		{"bearer nobody-key", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.header, func(t *testing.T) {
+			req, err := http.NewRequest("GET", e.url+"/v1/decisions", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", tt.header)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("Authorization: %q = %d, want %d", tt.header, resp.StatusCode, tt.want)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // authFunc is a fake Authenticator.
@@ -95,7 +96,9 @@ func newEdge(tb testing.TB, o edgeOptions) *edge {
 		Engine: decider, Decisions: st.store, Auth: o.auth, Log: log, Metrics: e.metrics, RateLimit: o.rate,
 		RequestTimeout: o.timeout,
 	})
-	ts := httptest.NewServer(e.srv.Handler())
+	// Tests add their own routes under /test/; every other answer is
+	// checked against the OpenAPI document.
+	ts := httptest.NewServer(openapitest.Handler(tb, e.srv.Handler(), "/test/"))
 	tb.Cleanup(ts.Close)
 	e.url = ts.URL
 	return e

@@ -15,6 +15,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // stack is a real engine behind a real HTTP server, on a real Badger.
@@ -89,7 +90,7 @@ func newStack(tb testing.TB, dir string, spec *rules.Spec) *stack {
 	s.engine = engine.New(engine.Config{Store: s.store, Features: s.store})
 	s.engine.SetRules(set)
 	s.srv = server.New(server.Config{Engine: s.engine, Decisions: s.store})
-	s.http = httptest.NewServer(s.srv.Handler())
+	s.http = httptest.NewServer(openapitest.Handler(tb, s.srv.Handler()))
 	tb.Cleanup(s.close)
 	return s
 }

@@ -98,6 +98,7 @@ func New(cfg Config) *Server {
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", serveOpenAPI)
 	v1 := e.Group("/v1")
 	v1.POST("/decisions", s.postDecision, s.Require(engine.RoleGateway))
 	readers := s.Require(engine.RoleAnalyst, engine.RoleAuditor)

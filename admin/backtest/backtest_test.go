@@ -85,7 +85,7 @@ func TestBacktestTable(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	a := newAPI(l.backtests(t), l)
+	a := newAPI(t, l.backtests(t), l)
 
 	var started backtest.Status
 	code := a.do(t, engine.RoleAnalyst, http.MethodPost, "/admin/backtests", body(candidateJSON, t0, t0.Add(time.Hour), ""), &started)
@@ -148,7 +148,7 @@ func TestBacktestTable(t *testing.T) {
 
 func TestBacktestFilters(t *testing.T) {
 	l, _ := history(t)
-	a := newAPI(l.backtests(t), l)
+	a := newAPI(t, l.backtests(t), l)
 	tests := []struct {
 		name         string
 		extra        string
@@ -202,7 +202,7 @@ func TestBacktestDraft(t *testing.T) {
 	b := l.backtests(t, func(c *backtest.Config) {
 		c.Draft = func(context.Context) (rules.Spec, error) { return draft, nil }
 	})
-	a := newAPI(b, l)
+	a := newAPI(t, b, l)
 	var st backtest.Status
 	if code := a.do(t, engine.RoleAnalyst, http.MethodPost, "/admin/backtests", body(`{"draft": true}`, t0, t0.Add(time.Hour), ""), &st); code != http.StatusAccepted {
 		t.Fatalf("status %d", code)
@@ -242,7 +242,7 @@ func TestBacktestLeavesLiveStateAlone(t *testing.T) {
 
 func TestBacktestBadInput(t *testing.T) {
 	l, _ := history(t)
-	a := newAPI(l.backtests(t), l)
+	a := newAPI(t, l.backtests(t), l)
 	from, to := t0, t0.Add(time.Hour)
 	tests := []struct {
 		name      string

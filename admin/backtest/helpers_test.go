@@ -17,6 +17,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 var t0 = time.Date(2026, 10, 5, 9, 0, 0, 0, time.UTC)
@@ -131,10 +132,10 @@ func (keys) Authenticate(_ context.Context, token string) (engine.Principal, err
 // main.go registers them.
 type api struct{ h http.Handler }
 
-func newAPI(b *backtest.Backtests, l *live) *api {
+func newAPI(tb testing.TB, b *backtest.Backtests, l *live) *api {
 	srv := server.New(server.Config{Engine: l.engine, Decisions: l.store, Auth: keys{}})
 	backtest.Register(srv.Group("/admin"), srv.Require, b)
-	return &api{h: srv.Handler()}
+	return &api{h: openapitest.Handler(tb, srv.Handler())}
 }
 
 // do sends a request as role and decodes the JSON answer into out (when

@@ -19,6 +19,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
+	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
 // clock is a settable clock starting at the real time, so TTLs stay
@@ -139,7 +140,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 	}
 	srv := server.New(server.Config{Engine: s.engine, Decisions: s.store, Feedback: s.engine, Auth: testKeys})
 	review.Register(srv.Group("/admin"), srv.Require, s.queue, s.cases)
-	s.http = httptest.NewServer(srv.Handler())
+	s.http = httptest.NewServer(openapitest.Handler(t, srv.Handler()))
 	t.Cleanup(func() {
 		s.http.Close()
 		if s.store != nil {
