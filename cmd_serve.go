@@ -15,6 +15,7 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/backtest"
+	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
@@ -95,6 +96,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if rerr := app.reviews.Close(sctx); rerr != nil {
 		log.Error("stop review queue", "err", rerr)
 	}
+	if nerr := app.notifier.Close(sctx); nerr != nil {
+		log.Error("stop webhooks", "err", nerr)
+	}
 	closeStore()
 	log.Info("stopped")
 	return err
@@ -107,6 +111,7 @@ type app struct {
 	backtests *backtest.Backtests
 	keys      *admin.Keys
 	reviews   *review.Queue
+	notifier  *notify.Notifier
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -189,11 +194,15 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
 	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log)
+	notifier, err := wireNotify(ctx, c, store, audit, srv, log)
 	if err != nil {
 		return nil, err
 	}
-	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews}, nil
+	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log, reviewEvents(notifier, log))
+	if err != nil {
+		return nil, err
+	}
+	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews, notifier: notifier}, nil
 }
 
 // bootstrapKeys makes sure an admin can reach the service: it ensures the

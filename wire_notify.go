@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/riskengine/risk/admin"
+	"github.com/riskengine/risk/admin/notify"
+	"github.com/riskengine/risk/admin/review"
+	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/server"
+)
+
+// notifyConfig is the serve configuration of webhooks and alerts
+// (docs/webhooks.md).
+type notifyConfig struct {
+	// PublicURL is the console's public address, for the console_url of
+	// decision events.
+	PublicURL string
+	// AllowPrivate lets webhooks reach loopback, private and link-local
+	// addresses.
+	AllowPrivate bool
+}
+
+// notifyFlags declares the webhook flags on fs.
+func notifyFlags(fs *flag.FlagSet, c *notifyConfig, ev *envVars) {
+	fs.StringVar(&c.PublicURL, "public-url", env("RISK_PUBLIC_URL", ""), "public base URL of the engine's console, e.g. https://risk.example.com; decision webhook events link to <public-url>/console/decisions/<id> [RISK_PUBLIC_URL]")
+	fs.BoolVar(&c.AllowPrivate, "webhook-allow-private", ev.Bool("RISK_WEBHOOK_ALLOW_PRIVATE", false), "let webhooks reach loopback, private and link-local addresses (refused by default against SSRF) [RISK_WEBHOOK_ALLOW_PRIVATE]")
+}
+
+func (c notifyConfig) validate() error {
+	if c.PublicURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--public-url %q: want an absolute http or https URL such as https://risk.example.com", c.PublicURL)
+	}
+	return nil
+}
+
+// wireNotify registers the webhooks on the admin API and starts reading
+// the decision log and the audit trail into the outbox and delivering it;
+// the caller closes it before the store.
+func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, srv *server.Server, log *slog.Logger) (*notify.Notifier, error) {
+	n := notify.New(notify.Config{
+		DB: store.DB(), Decisions: store, Audit: audit,
+		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
+		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		Log:      log,
+	})
+	if err := n.Open(ctx); err != nil {
+		return nil, err
+	}
+	notify.Register(srv.Group("/admin"), srv.Require, n, audit)
+	return n, nil
+}
+
+// reviewEvents returns the review queue's OnOpen: a decision.review event
+// for every item opened, with an id derived from the item, so a repeat is
+// deduped by receivers.
+func reviewEvents(n *notify.Notifier, log *slog.Logger) func(context.Context, review.Item) {
+	return func(ctx context.Context, it review.Item) {
+		data := struct {
+			ReviewID      string    `json:"review_id"`
+			DecisionID    string    `json:"decision_id"`
+			TransactionID string    `json:"transaction_id"`
+			Decision      string    `json:"decision"`
+			Queue         string    `json:"queue"`
+			Why           []string  `json:"why"`
+			Amount        int64     `json:"amount"`
+			Currency      string    `json:"currency"`
+			OpenedAt      time.Time `json:"opened_at"`
+			ConsoleURL    string    `json:"console_url,omitempty"`
+		}{it.ID, it.DecisionID, it.TransactionID, string(it.Outcome), it.Queue, it.Why, it.Amount, it.Currency, it.OpenedAt, n.ConsoleURL(it.DecisionID)}
+		if _, err := n.Publish(ctx, review.EventReview, "evt_"+it.ID, data); err != nil {
+			log.Error("webhooks: decision.review event", "review_id", it.ID, "err", err)
+		}
+	}
+}
