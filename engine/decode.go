@@ -97,7 +97,14 @@ func DecodePayment(body []byte) (Payment, error) {
 			return Payment{}, err
 		}
 	}
-	return w.payment()
+	p, err := w.payment()
+	if err == nil {
+		err = checkRawPAN(body)
+	}
+	if err != nil {
+		return Payment{}, err
+	}
+	return p, nil
 }
 
 // DecodeLabelledPayment is DecodePayment for a body that may also hold a
@@ -112,7 +119,21 @@ func DecodeLabelledPayment(body []byte) (p Payment, label string, err error) {
 	if p, err = (*paymentJSON)(&w).payment(); err != nil {
 		return Payment{}, "", err
 	}
+	if err := checkRawPAN(body); err != nil {
+		return Payment{}, "", err
+	}
 	return p, w.Label, nil
+}
+
+// checkRawPAN refuses a body whose text holds a card number that no decoded
+// field shows: a duplicated key whose first value was a card number (JSON
+// keeps the last), or a key matched case-insensitively and then overwritten.
+// The request is stored as received, so the text itself must be clean.
+func checkRawPAN(body []byte) error {
+	if looksLikePAN(body) {
+		return panError("")
+	}
+	return nil
 }
 
 // decodeObject decodes exactly one JSON object into v, numbers kept as

@@ -77,6 +77,8 @@ func TestDecodePaymentErrors(t *testing.T) {
 		{"card number in an attribute", `{"amount":1,"attributes":{"note":"4111-1111-1111-1111"}}`, "attributes.note", "card_number_refused", pan},
 		{"card number behind an exponent", `{"amount":1,"attributes":{"ref":4.111111111111111e15}}`, "attributes.ref", "card_number_refused", pan},
 		{"card number as an attribute name", `{"amount":1,"attributes":{"4111111111111111":"x"}}`, "attributes", "card_number_refused", pan},
+		{"card number in a duplicated key", `{"amount":1,"account":{"id":"4111111111111111","id":"a1"}}`, "", "card_number_refused", pan},
+		{"card number in a key matched by case", `{"amount":1,"Transaction_ID":"4111111111111111","transaction_id":"t1"}`, "", "card_number_refused", pan},
 		{"card number before a bad amount", `{"amount":"x","attributes":{"n":"4111111111111111"}}`, "attributes.n", "card_number_refused", pan},
 	}
 	for _, tt := range tests {

@@ -70,7 +70,11 @@ func (p *Payment) Validate(now time.Time) error {
 // number anywhere in it: a run of 13 to 19 digits, optionally grouped by
 // single spaces or dashes, that passes the Luhn check. The engine never
 // stores such a value.
-func LooksLikePAN(s string) bool {
+func LooksLikePAN(s string) bool { return looksLikePAN(s) }
+
+// looksLikePAN is LooksLikePAN over text or bytes, so a request body is
+// scanned without a copy.
+func looksLikePAN[T string | []byte](s T) bool {
 	var digits [19]byte
 	n := 0 // digits in the current run
 	tooLong := false
