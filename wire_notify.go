@@ -12,6 +12,7 @@ import (
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
+	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server"
 )
@@ -47,11 +48,14 @@ func (c notifyConfig) validate() error {
 // wireNotify registers the webhooks on the admin API and starts reading
 // the decision log and the audit trail into the outbox and delivering it;
 // the caller closes it before the store.
-func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, srv *server.Server, log *slog.Logger) (*notify.Notifier, error) {
+func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, log *slog.Logger) (*notify.Notifier, error) {
 	n := notify.New(notify.Config{
 		DB: store.DB(), Decisions: store, Audit: audit,
 		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
 		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		// The guardrails (canary guard, rule guard) watch every decision
+		// as it is read from the log, off the decision path.
+		OnRecord: func(rec *engine.Record) { api.Observe(context.Background(), rec) },
 		Log:      log,
 	})
 	if err := n.Open(ctx); err != nil {
