@@ -15,7 +15,6 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/backtest"
-	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
@@ -111,7 +110,7 @@ type app struct {
 	backtests *backtest.Backtests
 	keys      *admin.Keys
 	reviews   *review.Queue
-	notifier  *notify.Notifier
+	notifier  *notifier
 }
 
 // wire loads definitions, lists and the live rule set, and builds the

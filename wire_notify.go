@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -45,30 +46,64 @@ func (c notifyConfig) validate() error {
 	return nil
 }
 
-// wireNotify registers the webhooks on the admin API and starts reading
-// the decision log and the audit trail into the outbox and delivering it;
-// the caller closes it before the store.
-func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, log *slog.Logger) (*notify.Notifier, error) {
-	n := notify.New(notify.Config{
+// notifier is the wired webhooks and alerts.
+type notifier struct {
+	hooks  *notify.Notifier
+	alerts *notify.Alerts
+}
+
+// Close stops the alert evaluation, then the webhook reader and delivery.
+func (n *notifier) Close(ctx context.Context) error {
+	return errors.Join(n.alerts.Close(ctx), n.hooks.Close(ctx))
+}
+
+// wireNotify registers the webhooks and the alerts on the admin API, and
+// starts reading the decision log and the audit trail into the outbox,
+// delivering it, and evaluating the alert rules; the caller closes it
+// before the store. Every decision read from the log feeds the live rates
+// of the alerts and the guardrails of api (canary guard, rule guard),
+// whose breaches fire alerts.
+func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, log *slog.Logger) (*notifier, error) {
+	var alerts *notify.Alerts
+	hooks := notify.New(notify.Config{
 		DB: store.DB(), Decisions: store, Audit: audit,
 		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
 		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
-		// The guardrails (canary guard, rule guard) watch every decision
-		// as it is read from the log, off the decision path.
-		OnRecord: func(rec *engine.Record) { api.Observe(context.Background(), rec) },
-		Log:      log,
+		OnRecord: func(rec *engine.Record) {
+			alerts.Observe(rec)
+			api.Observe(context.Background(), rec)
+		},
+		Log: log,
 	})
-	if err := n.Open(ctx); err != nil {
+	alerts = notify.NewAlerts(notify.AlertsConfig{DB: store.DB(), Notifier: hooks, Log: log})
+	api.OnGuard(func(ctx context.Context, ev admin.GuardEvent) {
+		var err error
+		if ev.Resolved {
+			err = alerts.Resolve(ctx, ev.Key, ev.Summary, nil)
+		} else {
+			err = alerts.Fire(ctx, ev.Key, ev.Summary, ev.Details)
+		}
+		if err != nil {
+			log.Error("alerts: guardrail", "key", ev.Key, "err", err)
+		}
+	})
+	if err := alerts.Open(ctx); err != nil {
 		return nil, err
 	}
-	notify.Register(srv.Group("/admin"), srv.Require, n, audit)
-	return n, nil
+	if err := hooks.Open(ctx); err != nil {
+		_ = alerts.Close(ctx)
+		return nil, err
+	}
+	notify.Register(srv.Group("/admin"), srv.Require, hooks, audit)
+	notify.RegisterAlerts(srv.Group("/admin"), srv.Require, alerts, audit)
+	return &notifier{hooks: hooks, alerts: alerts}, nil
 }
 
 // reviewEvents returns the review queue's OnOpen: a decision.review event
 // for every item opened, with an id derived from the item, so a repeat is
 // deduped by receivers.
-func reviewEvents(n *notify.Notifier, log *slog.Logger) func(context.Context, review.Item) {
+func reviewEvents(w *notifier, log *slog.Logger) func(context.Context, review.Item) {
+	n := w.hooks
 	return func(ctx context.Context, it review.Item) {
 		data := struct {
 			ReviewID      string    `json:"review_id"`

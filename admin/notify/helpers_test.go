@@ -62,6 +62,7 @@ type stack struct {
 	audit  *admin.Audit
 	engine *engine.Engine
 	n      *notify.Notifier
+	alerts *notify.Alerts
 	http   *httptest.Server
 	tx     atomic.Int64
 }
@@ -98,6 +99,11 @@ func newStack(t testing.TB, opts ...option) *stack {
 	}
 	srv := server.New(server.Config{Engine: s.engine, Decisions: s.store, Feedback: s.engine, Auth: testKeys})
 	notify.Register(srv.Group("/admin"), srv.Require, s.n, s.audit)
+	s.alerts = notify.NewAlerts(notify.AlertsConfig{DB: s.store.DB(), Notifier: s.n, Now: c.now})
+	if err := s.alerts.Load(); err != nil {
+		t.Fatal(err)
+	}
+	notify.RegisterAlerts(srv.Group("/admin"), srv.Require, s.alerts, s.audit)
 	s.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		s.http.Close()

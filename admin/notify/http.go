@@ -156,7 +156,12 @@ func (h handlers) retry(c echo.Context) error {
 }
 
 func (h handlers) record(c echo.Context, action, id string, before, after any) error {
-	if _, err := h.audit.Record(c.Request().Context(), admin.Entry{Action: action, Target: "webhook:" + id, Before: before, After: after}); err != nil {
+	return record(c, h.audit, action, "webhook:"+id, before, after)
+}
+
+// record appends an audit entry for a change already made.
+func record(c echo.Context, audit *admin.Audit, action, target string, before, after any) error {
+	if _, err := audit.Record(c.Request().Context(), admin.Entry{Action: action, Target: target, Before: before, After: after}); err != nil {
 		return fmt.Errorf("%s done, but not recorded in the audit trail: %w", action, err)
 	}
 	return nil
