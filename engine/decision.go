@@ -92,9 +92,10 @@ type Decision struct {
 	Limits         Limits
 	RulesetVersion int64
 	// Degraded is true when the engine decided without everything it
-	// normally uses; DegradedCause says what was missing.
+	// normally uses; DegradedCause says why, as a stable code (the first
+	// cause when there were several).
 	Degraded      bool
-	DegradedCause string
+	DegradedCause Cause
 	EvaluatedAt   time.Time
 }
 

@@ -190,7 +190,10 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 		// The decision could not be recorded: answer with the fallback so
 		// the payment path still gets an answer, and say why. A retry is
 		// decided afresh.
-		e.degrade(rec, "decision store: "+err.Error())
+		// The cause says so even when the decision was degraded before:
+		// that it was not recorded is what the gateway must know.
+		e.degrade(rec, CauseDecisionStoreUnavailable, fmt.Errorf("decision store: %w", err))
+		rec.DegradedCause = CauseDecisionStoreUnavailable
 		rec.Seq = 0
 	}
 	if e.cfg.Observer != nil {
@@ -210,17 +213,25 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 	defer func() {
 		if v := recover(); v != nil {
 			e.cfg.Log.Error("decision panicked", "transaction_id", rec.TransactionID, "panic", v, "stack", string(debug.Stack()))
-			e.degrade(rec, fmt.Sprintf("panic: %v", v))
+			e.markDegraded(rec, CauseInternal)
 			err = nil
 		}
 	}()
 	rec.EvaluatedAt = now
 	p := &rec.Payment
-	var causes []string
+	// Each failure is logged; the decision carries the first one's cause:
+	// a slow feature store that also starves the rules is one incident.
+	var cause Cause
+	fail := func(c Cause, err error) {
+		e.cfg.Log.Warn("decision degraded", "transaction_id", rec.TransactionID, "cause", string(c), "err", err)
+		if cause == "" {
+			cause = c
+		}
+	}
 	if e.cfg.Features != nil {
 		fv, err := e.cfg.Features.Features(gather, p, nil)
 		if err != nil {
-			causes = append(causes, "features: "+err.Error())
+			fail(featureCause(err), fmt.Errorf("features: %w", err))
 		}
 		rec.Features = fv
 	}
@@ -230,7 +241,7 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 			return err
 		}
 		if err != nil {
-			causes = append(causes, "limits: "+err.Error())
+			fail(limitsCause(err), fmt.Errorf("limits: %w", err))
 		}
 		rec.Limits = l
 	}
@@ -239,7 +250,7 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 		rs = sp.Pick(rec.TransactionID) // a canary: the record names the version that decided
 	}
 	if rs == nil {
-		causes = append(causes, "no rule set loaded")
+		fail(CauseNoRules, errors.New("no rule set loaded"))
 	} else {
 		rec.RulesetVersion = rs.Version()
 		rec.Thresholds = rs.Thresholds()
@@ -249,15 +260,11 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 		rec.Rules = rs.Evaluate(ctx, &in, nil)
 		rec.Outcome, rec.Score, rec.Reasons, rec.DeterminedBy = Combine(rec.Rules, rec.Thresholds)
 		if err := ctx.Err(); err != nil {
-			causes = append(causes, "rules: "+err.Error())
+			fail(CauseRulesDeadline, fmt.Errorf("rules: %w", err))
 		}
 	}
-	if len(causes) > 0 {
-		cause := causes[0]
-		for _, c := range causes[1:] {
-			cause += "; " + c
-		}
-		e.degrade(rec, cause)
+	if cause != "" {
+		e.markDegraded(rec, cause)
 	}
 	return nil
 }
@@ -271,14 +278,19 @@ func replay(stored *Record, hash string) (*Record, bool, error) {
 	return stored, true, nil
 }
 
-// degrade marks rec as decided without everything it needed and makes its
-// outcome at least as strict as the configured fallback.
-func (e *Engine) degrade(rec *Record, cause string) {
+// degrade logs err and marks rec as degraded by cause.
+func (e *Engine) degrade(rec *Record, cause Cause, err error) {
+	e.cfg.Log.Warn("decision degraded", "transaction_id", rec.TransactionID, "cause", string(cause), "err", err)
+	e.markDegraded(rec, cause)
+}
+
+// markDegraded marks rec as decided without everything it needed and makes
+// its outcome at least as strict as the configured fallback. The first
+// cause stays, except that a decision the store could not record says so.
+func (e *Engine) markDegraded(rec *Record, cause Cause) {
 	rec.Degraded = true
 	if rec.DegradedCause == "" {
 		rec.DegradedCause = cause
-	} else {
-		rec.DegradedCause += "; " + cause
 	}
 	fb := e.cfg.Fallback
 	if m, ok := e.cfg.FallbackByMerchant[rec.Payment.Merchant.ID]; ok {

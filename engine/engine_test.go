@@ -1,9 +1,12 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,6 +143,9 @@ func TestDecideDegraded(t *testing.T) {
 	failing := funcFeatures(func(context.Context, *engine.Payment) ([]engine.FeatureValue, error) {
 		return nil, errors.New("disk on fire")
 	})
+	corrupt := funcFeatures(func(context.Context, *engine.Payment) ([]engine.FeatureValue, error) {
+		return nil, fmt.Errorf("card fp_1: %w", engine.ErrCorrupt)
+	})
 	panicking := funcRules{version: 3, eval: func(context.Context, *engine.Input) []engine.RuleResult { panic("boom") }}
 	tests := []struct {
 		name       string
@@ -147,15 +153,16 @@ func TestDecideDegraded(t *testing.T) {
 		rules      engine.RuleSet
 		merchant   string
 		want       engine.Outcome
-		wantCause  string
+		wantCause  engine.Cause
 		wantByRule bool
 	}{
-		{"slow features fall back", engine.Config{Features: slow, Budget: 5 * time.Millisecond, Fallback: engine.Challenge}, denyOver(1000), "", engine.Challenge, "features: read features: context deadline exceeded", false},
-		{"failing features fall back", engine.Config{Features: failing, Fallback: engine.Deny}, denyOver(1000), "", engine.Deny, "features: disk on fire", false},
-		{"merchant fallback wins", engine.Config{Features: failing, Fallback: engine.Deny, FallbackByMerchant: map[string]engine.Outcome{"m_safe": engine.Allow}}, denyOver(1000), "m_safe", engine.Allow, "features: disk on fire", false},
-		{"no rules loaded", engine.Config{Fallback: engine.Challenge}, nil, "", engine.Challenge, "no rule set loaded", false},
-		{"panicking rules", engine.Config{Fallback: engine.Challenge}, panicking, "", engine.Challenge, "panic: boom", false},
-		{"stricter rule outcome kept", engine.Config{Features: failing, Fallback: engine.Allow}, denyOver(10), "", engine.Deny, "features: disk on fire", true},
+		{"slow features fall back", engine.Config{Features: slow, Budget: 5 * time.Millisecond, Fallback: engine.Challenge}, denyOver(1000), "", engine.Challenge, engine.CauseDeadline, false},
+		{"failing features fall back", engine.Config{Features: failing, Fallback: engine.Deny}, denyOver(1000), "", engine.Deny, engine.CauseFeatureStoreUnavailable, false},
+		{"merchant fallback wins", engine.Config{Features: failing, Fallback: engine.Deny, FallbackByMerchant: map[string]engine.Outcome{"m_safe": engine.Allow}}, denyOver(1000), "m_safe", engine.Allow, engine.CauseFeatureStoreUnavailable, false},
+		{"no rules loaded", engine.Config{Fallback: engine.Challenge}, nil, "", engine.Challenge, engine.CauseNoRules, false},
+		{"panicking rules", engine.Config{Fallback: engine.Challenge}, panicking, "", engine.Challenge, engine.CauseInternal, false},
+		{"corrupt state falls back", engine.Config{Features: corrupt, Fallback: engine.Challenge}, denyOver(1000), "", engine.Challenge, engine.CauseStateCorrupt, false},
+		{"stricter rule outcome kept", engine.Config{Features: failing, Fallback: engine.Allow}, denyOver(10), "", engine.Deny, engine.CauseFeatureStoreUnavailable, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,14 +197,19 @@ func TestDecideDegraded(t *testing.T) {
 func TestDecideStoreFailureFallsBack(t *testing.T) {
 	store := newMemStore()
 	store.fail = errors.New("badger gone")
-	e := engine.New(engine.Config{Store: store, Fallback: engine.Challenge})
+	var log bytes.Buffer
+	e := engine.New(engine.Config{Store: store, Fallback: engine.Challenge, Log: slog.New(slog.NewTextHandler(&log, nil))})
 	e.SetRules(denyOver(1000))
 	rec, _, err := e.Decide(context.Background(), validPayment(), nil)
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
-	if !rec.Degraded || rec.Outcome != engine.Challenge || rec.DegradedCause != "decision store: badger gone" {
+	if !rec.Degraded || rec.Outcome != engine.Challenge || rec.DegradedCause != engine.CauseDecisionStoreUnavailable {
 		t.Errorf("got %s degraded=%v cause=%q, want challenge degraded by the store", rec.Outcome, rec.Degraded, rec.DegradedCause)
+	}
+	// The error is logged, not recorded: the record only has the code.
+	if got := log.String(); !strings.Contains(got, "cause=decision_store_unavailable") || !strings.Contains(got, `err="decision store: badger gone"`) {
+		t.Errorf("log = %q, want the cause code and the full error", got)
 	}
 }
 

@@ -160,7 +160,7 @@ func appendHead(buf []byte, rec *engine.Record, format byte) ([]byte, error) {
 	buf = appendLimits(buf, &d.Limits)
 	buf = binary.AppendVarint(buf, d.RulesetVersion)
 	buf = appendBool(buf, d.Degraded)
-	buf = appendString(buf, d.DegradedCause)
+	buf = appendString(buf, string(d.DegradedCause))
 	buf = appendTime(buf, d.EvaluatedAt)
 
 	buf, err := appendPayment(buf, &rec.Payment)
@@ -328,7 +328,7 @@ func recordSize(rec *engine.Record) int {
 	if o := l.Override; o != nil {
 		n += intSize(o.SingleMax) + intSize(o.DailyMax) + strSize(o.Reason) + strSize(o.Author) + maxTime
 	}
-	n += intSize(d.RulesetVersion) + 1 + strSize(d.DegradedCause) + maxTime
+	n += intSize(d.RulesetVersion) + 1 + strSize(string(d.DegradedCause)) + maxTime
 
 	p := &rec.Payment
 	n += strSize(p.TransactionID) + maxTime + intSize(p.Amount) + strSize(p.Currency) +

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/riskengine/risk/engine"
@@ -53,7 +54,7 @@ func decodeBinary(data []byte, table func(tableID) (*table, error)) (*engine.Rec
 	d.limits(&dec.Limits)
 	dec.RulesetVersion = d.varint()
 	dec.Degraded = d.bool()
-	dec.DegradedCause = d.string()
+	dec.DegradedCause = decodeCause(d.string())
 	dec.EvaluatedAt = d.time()
 
 	d.payment(&rec.Payment)
@@ -366,4 +367,36 @@ func (d *recordDecoder) time() time.Time {
 	}
 	d.fail()
 	return time.Time{}
+}
+
+// decodeCause reads a stored degraded cause. Records written before causes
+// were codes hold the error text ("features: read features: context
+// deadline exceeded; rules: ..."); that text is mapped to the code of its
+// first cause, so no stored error text reaches a gateway on a replay.
+func decodeCause(s string) engine.Cause {
+	if c := engine.Cause(s); s == "" || c.Valid() {
+		return c
+	}
+	first, _, _ := strings.Cut(s, "; ")
+	switch {
+	case strings.HasPrefix(first, "features:"):
+		if strings.Contains(first, "deadline exceeded") {
+			return engine.CauseDeadline
+		}
+		return engine.CauseFeatureStoreUnavailable
+	case strings.HasPrefix(first, "limits:"):
+		if strings.Contains(first, "deadline exceeded") {
+			return engine.CauseDeadline
+		}
+		return engine.CauseLimitsUnavailable
+	case strings.HasPrefix(first, "rules:"):
+		return engine.CauseRulesDeadline
+	case strings.HasPrefix(first, "decision store:"):
+		return engine.CauseDecisionStoreUnavailable
+	case strings.HasPrefix(first, "panic:"):
+		return engine.CauseInternal
+	case strings.HasPrefix(first, "no rule set"):
+		return engine.CauseNoRules
+	}
+	return engine.CauseOther
 }

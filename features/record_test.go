@@ -549,7 +549,7 @@ func encodeRecordV1(rec *engine.Record) ([]byte, error) {
 	s := storedRecord{
 		ID: rec.ID, TransactionID: rec.TransactionID, Outcome: rec.Outcome, Score: rec.Score,
 		Reasons: rec.Reasons, RulesetVersion: rec.RulesetVersion, Degraded: rec.Degraded,
-		DegradedCause: rec.DegradedCause, EvaluatedAt: rec.EvaluatedAt, Payment: rec.Payment,
+		DegradedCause: string(rec.DegradedCause), EvaluatedAt: rec.EvaluatedAt, Payment: rec.Payment,
 		RequestHash: rec.RequestHash, Features: rec.Features, Thresholds: rec.Thresholds,
 		DeterminedBy: rec.DeterminedBy, Labels: rec.Labels,
 	}
@@ -596,7 +596,7 @@ func fullRecord() *engine.Record {
 					SingleMax: 1_500, DailyMax: 6_000, Reason: "ticket 12", Author: "bob", ExpiresAt: at.Add(24 * time.Hour),
 				},
 			},
-			RulesetVersion: 99, Degraded: true, DegradedCause: "limits: slow", EvaluatedAt: time.Now(),
+			RulesetVersion: 99, Degraded: true, DegradedCause: engine.CauseLimitsUnavailable, EvaluatedAt: time.Now(),
 		},
 		Seq: 1 << 40,
 		Payment: engine.Payment{
@@ -643,7 +643,9 @@ func v1RecordFixture() *engine.Record {
 					SingleMax: 60_000, DailyMax: 250_000, Reason: "vip", Author: "ana", ExpiresAt: at.Add(720 * time.Hour),
 				},
 			},
-			RulesetVersion: 7, Degraded: true, DegradedCause: "features: timeout", EvaluatedAt: at,
+			// Stored as "features: timeout", the error text of the release
+			// that wrote v1; read as its code.
+			RulesetVersion: 7, Degraded: true, DegradedCause: engine.CauseFeatureStoreUnavailable, EvaluatedAt: at,
 		},
 		Seq: 42,
 		Payment: engine.Payment{

@@ -55,7 +55,7 @@ func decodeRecordV1(data []byte) (*engine.Record, error) {
 		Decision: engine.Decision{
 			ID: s.ID, TransactionID: s.TransactionID, Outcome: s.Outcome, Score: s.Score,
 			Reasons: s.Reasons, RulesetVersion: s.RulesetVersion, Degraded: s.Degraded,
-			DegradedCause: s.DegradedCause, EvaluatedAt: s.EvaluatedAt,
+			DegradedCause: decodeCause(s.DegradedCause), EvaluatedAt: s.EvaluatedAt,
 		},
 		Seq: binary.BigEndian.Uint64(data[:8]), Payment: s.Payment, Request: s.Request,
 		RequestHash: s.RequestHash, Features: s.Features, Thresholds: s.Thresholds,

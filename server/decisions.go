@@ -169,7 +169,7 @@ func toDecisionJSON(r *engine.Record, replayed bool) decisionJSON {
 	out := decisionJSON{
 		DecisionID: r.ID, TransactionID: r.TransactionID, Decision: string(r.Outcome), Score: r.Score,
 		Reasons: make([]reasonJSON, len(r.Reasons)), Limits: toLimitsJSON(r.Limits),
-		RulesetVersion: r.RulesetVersion, Degraded: r.Degraded, DegradedCause: r.DegradedCause,
+		RulesetVersion: r.RulesetVersion, Degraded: r.Degraded, DegradedCause: string(r.DegradedCause),
 		EvaluatedAt: r.EvaluatedAt.UTC(), Replayed: replayed, Review: r.ReviewRequested(),
 	}
 	for i, x := range r.Reasons {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -87,7 +86,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		}, []string{"outcome"}),
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "risk_decisions_degraded_total",
-			Help: "Degraded decisions, by first cause: features, limits, rules, store, panic, no_rules or other. Each decision counts once.",
+			Help: "Degraded decisions, by the code of their first cause (engine.Causes: deadline, feature_store_unavailable, state_corrupt, ...). Each decision counts once.",
 		}, []string{"cause"}),
 		fallback: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "risk_decisions_fallback_total", Help: "Degraded decisions whose outcome was raised to the fallback.",
@@ -114,8 +113,8 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	for _, o := range []engine.Outcome{engine.Allow, engine.Challenge, engine.Deny} {
 		m.decisions.WithLabelValues(string(o))
 	}
-	for _, cause := range degradedCauses {
-		m.degraded.WithLabelValues(cause) // every cause exported from the start, at 0
+	for _, cause := range engine.Causes() {
+		m.degraded.WithLabelValues(string(cause)) // every cause exported from the start, at 0
 	}
 	m.reg.MustRegister(m.decisions, m.degraded, m.fallback, m.latency, m.ruleHits, m.ruleErrors, m.store,
 		m.httpRequests, m.httpLatency,
@@ -148,7 +147,11 @@ func (m *Metrics) ObserveDecision(rec *engine.Record, elapsed time.Duration) {
 	m.decisions.WithLabelValues(string(rec.Outcome)).Inc()
 	m.latency.Observe(elapsed.Seconds())
 	if rec.Degraded {
-		m.degraded.WithLabelValues(degradedCause(rec.DegradedCause)).Inc()
+		cause := rec.DegradedCause
+		if !cause.Valid() {
+			cause = engine.CauseOther
+		}
+		m.degraded.WithLabelValues(string(cause)).Inc()
 		if rec.DeterminedBy == "fallback" {
 			m.fallback.Inc()
 		}
@@ -162,31 +165,6 @@ func (m *Metrics) ObserveDecision(rec *engine.Record, elapsed time.Duration) {
 			m.ruleHits.WithLabelValues(r.ID, string(r.Mode)).Inc()
 		}
 	}
-}
-
-// degradedCauses are the label values of risk_decisions_degraded_total.
-var degradedCauses = []string{"features", "limits", "rules", "store", "panic", "no_rules", "other"}
-
-// degradedCause maps the engine's cause text ("features: context deadline
-// exceeded; rules: ...") to the stable label of its first cause: a slow
-// feature store that also starves the rules is one features incident.
-func degradedCause(text string) string {
-	first, _, _ := strings.Cut(text, "; ")
-	switch {
-	case strings.HasPrefix(first, "features:"):
-		return "features"
-	case strings.HasPrefix(first, "limits:"):
-		return "limits"
-	case strings.HasPrefix(first, "rules:"):
-		return "rules"
-	case strings.HasPrefix(first, "decision store:"):
-		return "store"
-	case strings.HasPrefix(first, "panic:"):
-		return "panic"
-	case strings.HasPrefix(first, "no rule set"):
-		return "no_rules"
-	}
-	return "other"
 }
 
 // middleware counts and times every request by route pattern (never the

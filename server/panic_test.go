@@ -73,7 +73,7 @@ func TestPanicInFeaturesDegrades(t *testing.T) {
 		decision
 		DegradedCause string `json:"degraded_cause"`
 	}](t, data)
-	if code != http.StatusOK || d.Decision != "deny" || !d.Degraded || d.DegradedCause != "panic: feature bug" {
+	if code != http.StatusOK || d.Decision != "deny" || !d.Degraded || d.DegradedCause != "internal_error" {
 		t.Errorf("got %d %s", code, data)
 	}
 	if !strings.Contains(e.logs.String(), `"msg":"decision panicked"`) {

@@ -2,8 +2,10 @@ package server
 
 import (
 	"math"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
 )
 
 // RateLimit bounds how many requests one API key may make. The zero value
@@ -17,22 +19,27 @@ type RateLimit struct {
 	Burst int
 }
 
-// limiter is a token bucket per principal: every key starts with Burst
-// tokens, gains PerSecond tokens a second up to Burst, and spends one per
-// request. Buckets exist only for authenticated keys, so their number is
-// bounded by the number of keys. It is safe for concurrent use.
+// maxLimitedKeys bounds the memory of the limiter: at most this many keys
+// have a bucket (about 200 bytes each). Buckets exist only for
+// authenticated keys, so in practice every key has one; past the bound the
+// least recently used key's bucket is dropped and that key starts again
+// with a full burst.
+const maxLimitedKeys = 10_000
+
+// limiter is a token bucket per principal (golang.org/x/time/rate): every
+// key starts with Burst tokens, gains PerSecond tokens a second up to
+// Burst, and spends one per request. It is safe for concurrent use.
+//
+// Cost: BenchmarkLimiterAllow (64 keys, 2 goroutines) measured about 250
+// ns/op against 160 ns/op for the hand-written sync.Map bucket it replaced
+// (go test ./server -run '^$' -bench LimiterAllow -cpu 1,2 -count 4, on the
+// shared 2-core dev machine): the LRU's lock costs under 0.1µs a request,
+// far below the tens of µs a decision takes, and buys bounded memory.
 type limiter struct {
-	rate  float64 // tokens per second
-	burst float64
+	limit rate.Limit
+	burst int
 	now   func() time.Time
-
-	buckets sync.Map // key id -> *bucket
-}
-
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+	keys  *lru.Cache[string, *rate.Limiter] // key id -> bucket
 }
 
 // newLimiter returns a limiter for rl, or nil when rl disables limiting.
@@ -41,14 +48,18 @@ func newLimiter(rl RateLimit, now func() time.Time) *limiter {
 	if rl.PerSecond <= 0 {
 		return nil
 	}
-	burst := float64(rl.Burst)
+	burst := rl.Burst
 	if burst <= 0 {
-		burst = max(1, math.Ceil(rl.PerSecond))
+		burst = max(1, int(math.Ceil(rl.PerSecond)))
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &limiter{rate: rl.PerSecond, burst: burst, now: now}
+	keys, err := lru.New[string, *rate.Limiter](maxLimitedKeys)
+	if err != nil {
+		panic(err) // only for a size <= 0
+	}
+	return &limiter{limit: rate.Limit(rl.PerSecond), burst: burst, now: now, keys: keys}
 }
 
 // allow spends one token of key's bucket. When the bucket is empty it
@@ -58,24 +69,24 @@ func (l *limiter) allow(key string) (ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return true, 0
 	}
-	v, found := l.buckets.Load(key)
+	b, found := l.keys.Get(key)
 	if !found {
-		v, _ = l.buckets.LoadOrStore(key, &bucket{tokens: l.burst, last: l.now()})
+		fresh := rate.NewLimiter(l.limit, l.burst)
+		if prev, had, _ := l.keys.PeekOrAdd(key, fresh); had {
+			b = prev
+		} else {
+			b = fresh
+		}
 	}
-	b := v.(*bucket)
 	now := l.now()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
-		b.last = now
+	r := b.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		// Refused requests spend nothing: a client retrying too early
+		// does not push its own next token further away.
+		r.CancelAt(now)
+		return false, wait
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return false, wait
+	return true, 0
 }
 
 // retryAfterSeconds is the Retry-After header value for a wait: whole

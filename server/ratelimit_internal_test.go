@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -44,5 +45,29 @@ func TestLimiterRefill(t *testing.T) {
 	}
 	if got := retryAfterSeconds(2500 * time.Millisecond); got != 3 {
 		t.Errorf("Retry-After of 2.5s = %d, want 3", got)
+	}
+}
+
+// TestLimiterBoundedKeys: past maxLimitedKeys keys the least recently used
+// bucket goes, and a key in use keeps its (spent) bucket.
+func TestLimiterBoundedKeys(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLimiter(RateLimit{PerSecond: 1, Burst: 1}, func() time.Time { return now })
+	if ok, _ := l.allow("busy"); !ok {
+		t.Fatal("first request of busy refused")
+	}
+	for i := range maxLimitedKeys + 100 {
+		l.allow(fmt.Sprintf("k%d", i))
+		if i%1000 == 0 {
+			if ok, _ := l.allow("busy"); ok {
+				t.Fatalf("busy allowed again after %d other keys: its bucket was dropped while in use", i)
+			}
+		}
+	}
+	if n := l.keys.Len(); n != maxLimitedKeys {
+		t.Errorf("%d buckets, want the bound %d", n, maxLimitedKeys)
+	}
+	if l.keys.Contains("k0") {
+		t.Error("the least recently used key k0 still has a bucket")
 	}
 }

@@ -79,7 +79,7 @@ func (n *Notifier) decisionData(rec *engine.Record) DecisionData {
 	d := DecisionData{
 		DecisionID: rec.ID, TransactionID: rec.TransactionID, Decision: string(rec.Outcome), Score: rec.Score,
 		Reasons: make([]ReasonData, len(rec.Reasons)), ConsoleURL: n.ConsoleURL(rec.ID), RulesetVersion: rec.RulesetVersion,
-		Degraded: rec.Degraded, DegradedCause: rec.DegradedCause, Amount: rec.Payment.Amount, Currency: rec.Payment.Currency,
+		Degraded: rec.Degraded, DegradedCause: string(rec.DegradedCause), Amount: rec.Payment.Amount, Currency: rec.Payment.Currency,
 		MerchantID: rec.Payment.Merchant.ID, EvaluatedAt: rec.EvaluatedAt.UTC(),
 	}
 	for i, r := range rec.Reasons {

@@ -74,7 +74,7 @@ func toExplanation(r *engine.Record) explanationJSON {
 	out := explanationJSON{
 		DecisionID: r.ID, TransactionID: r.TransactionID, Decision: r.Outcome, Score: r.Score, Review: r.ReviewRequested(),
 		Reasons: make([]reasonJSON, len(r.Reasons)), DeterminedBy: r.DeterminedBy, RulesetVersion: r.RulesetVersion,
-		Degraded: r.Degraded, DegradedCause: r.DegradedCause, EvaluatedAt: r.EvaluatedAt.UTC(),
+		Degraded: r.Degraded, DegradedCause: string(r.DegradedCause), EvaluatedAt: r.EvaluatedAt.UTC(),
 		Payment: paymentJSON{
 			Amount: p.Amount, Currency: p.Currency, OccurredAt: p.OccurredAt.UTC(),
 			Account:    map[string]any{"id": p.Account.ID, "email": p.Account.Email, "country": p.Account.Country},

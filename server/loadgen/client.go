@@ -16,6 +16,14 @@ import (
 // Transport spends several times the CPU per request (a goroutine pair per
 // connection, header maps, contexts) that a worker writing to and reading
 // from its own connection needs.
+//
+// Measured (go test ./server/loadgen -run '^$' -bench
+// 'ClientRequest|NetHTTPRequest' -benchtime 2s -count 4, 2-core dev VM):
+// one request with its loopback answer costs 26 µs of process CPU and 0
+// allocations through this client, 61-66 µs and 67 allocations (5.4 KB)
+// through net/http, the same server answering both. The 35-40 µs saved per
+// request is CPU the server under test gets back: at 10,000 requests/s,
+// about 0.4 of the machine's 2 cores.
 
 const (
 	// readBuf is each connection's read buffer, and so the longest status,

@@ -5,7 +5,7 @@
 // happened to earlier requests, and its latency is measured from that due
 // time, so time spent waiting for a free worker or a slow server is counted
 // rather than hidden (no coordinated omission). Latencies go into a
-// fixed-memory log-linear Histogram, never a slice of samples.
+// fixed-memory HdrHistogram, never a slice of samples.
 //
 // Traffic is deterministic for a given seed apart from the clock and a
 // run-unique transaction-id prefix: Zipf-popular accounts with stable cards

@@ -56,8 +56,8 @@ func TestHistogramQuantileAccuracy(t *testing.T) {
 			}
 			for _, q := range quantiles {
 				got, want := h.Quantile(q), exactQuantile(samples, q)
-				if relErr(got, want) > 0.01 {
-					t.Errorf("Quantile(%v) = %v, want %v within 1%% (error %.3f%%)", q, got, want, 100*relErr(got, want))
+				if relErr(got, want) > 0.005 {
+					t.Errorf("Quantile(%v) = %v, want %v within 0.5%% (error %.3f%%)", q, got, want, 100*relErr(got, want))
 				}
 			}
 			if got, want := h.Max(), samples[n-1]; got != want {

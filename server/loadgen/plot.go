@@ -8,13 +8,18 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
 	"image/png"
 	"io"
 	"math"
 	"os"
 	"slices"
 	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Plot defaults and limits, in pixels.
@@ -24,14 +29,6 @@ const (
 	minPlotWidth      = 240
 	minPlotHeight     = 160
 	maxPlotSide       = 8000
-)
-
-var (
-	white    = color.RGBA{255, 255, 255, 255}
-	black    = color.RGBA{0, 0, 0, 255}
-	grid     = color.RGBA{225, 225, 225, 255}
-	faint    = color.RGBA{242, 242, 242, 255}
-	textGray = color.RGBA{60, 60, 60, 255}
 )
 
 // series is one plotted percentile.
@@ -120,10 +117,11 @@ func writePNG(path string, img image.Image) error {
 
 // drawPlot draws p50, p99 and p99.9 latency (log y, ms) against the offered
 // rate (linear x, decisions/s asked for), one line per percentile, with a
-// legend. The offered rate, not the achieved one, keeps the x axis in the
-// order the load rose: past saturation the achieved rate stalls or falls
-// while latency climbs, and the curve would fold back on itself.
-func drawPlot(reports []Report, width, height int) (*image.RGBA, error) {
+// legend, using gonum.org/v1/plot. The offered rate, not the achieved one,
+// keeps the x axis in the order the load rose: past saturation the achieved
+// rate stalls or falls while latency climbs, and the curve would fold back
+// on itself.
+func drawPlot(reports []Report, width, height int) (image.Image, error) {
 	reports = slices.Clone(reports)
 	slices.SortFunc(reports, func(a, b Report) int { return cmp.Compare(a.TargetRate, b.TargetRate) })
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -143,144 +141,56 @@ func drawPlot(reports []Report, width, height int) (*image.RGBA, error) {
 	if yhi <= ylo {
 		yhi = ylo + 1
 	}
-	xstep := niceStep(max(xmax, 1) * 1.05 / 5)
-	xhi := math.Ceil(max(xmax, 1)*1.05/xstep) * xstep
 
-	scale := 1
-	if width >= 600 && height >= 400 {
-		scale = 2
-	}
-	lineH := glyphH * scale
-	yLabels := 0
-	for e := ylo; e <= yhi; e++ {
-		yLabels = max(yLabels, textWidth(formatTick(math.Pow(10, e), e), scale))
-	}
-	decimals := max(0, -int(math.Floor(math.Log10(xstep))))
-	lastX := textWidth(strconv.FormatFloat(xhi, 'f', decimals, 64), scale)
-	x0, x1 := yLabels+12*scale, width-max(12*scale, lastX/2+4)
-	y0, y1 := 2*lineH+12, height-2*lineH-14*scale-8
-	px := func(x float64) int { return x0 + int(math.Round(x/xhi*float64(x1-x0))) }
-	py := func(v float64) int {
-		return y1 - int(math.Round((math.Log10(v)-ylo)/(yhi-ylo)*float64(y1-y0)))
-	}
+	p := plot.New()
+	p.Title.Text = "latency (ms) vs rate"
+	p.X.Label.Text = "offered decisions/s"
+	p.X.Min, p.X.Max = 0, max(xmax, 1)*1.05
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = decadeTicks{}
+	p.Y.Min, p.Y.Max = math.Pow(10, ylo), math.Pow(10, yhi)
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), -vg.Points(4)
 
-	img := image.NewRGBA(image.Rect(0, 0, width, height))
-	draw.Draw(img, img.Bounds(), image.NewUniform(white), image.Point{}, draw.Src)
-
-	// Y: a labelled line per decade, faint lines at 2..9 times it.
-	for e := ylo; e <= yhi; e++ {
-		v := math.Pow(10, e)
-		y := py(v)
-		if e < yhi {
-			for m := 2.0; m < 10; m++ {
-				fillRect(img, x0+1, py(v*m), x1-x0, 1, faint)
-			}
-		}
-		fillRect(img, x0+1, y, x1-x0, 1, grid)
-		fillRect(img, x0-5*scale, y, 5*scale, scale, black)
-		label := formatTick(v, e)
-		drawText(img, x0-7*scale-textWidth(label, scale), y-lineH/2, label, scale, textGray)
-	}
-	// X: ticks at a 1-2-5 step.
-	for k := 0.0; k*xstep <= xhi*(1+1e-9); k++ {
-		x := px(k * xstep)
-		fillRect(img, x, y0, 1, y1-y0, grid)
-		fillRect(img, x, y1, scale, 5*scale, black)
-		label := strconv.FormatFloat(k*xstep, 'f', decimals, 64)
-		drawText(img, x-textWidth(label, scale)/2, y1+7*scale, label, scale, textGray)
-	}
-	// Axes and labels.
-	fillRect(img, x0, y0, scale, y1-y0+scale, black)
-	fillRect(img, x0, y1, x1-x0, scale, black)
-	title := "latency (ms) vs rate"
-	drawText(img, (width-textWidth(title, scale))/2, 6, title, scale, black)
-	xlabel := "offered decisions/s"
-	drawText(img, (x0+x1-textWidth(xlabel, scale))/2, height-lineH-4, xlabel, scale, textGray)
-
-	// Lines and points, one series at a time.
 	for _, s := range plotted {
-		prevX, prevY, have := 0, 0, false
+		var xys plotter.XYs
 		for _, r := range reports {
-			v := s.value(r.Latency)
-			if !(v > 0) {
-				continue
+			if v := s.value(r.Latency); v > 0 {
+				xys = append(xys, plotter.XY{X: r.TargetRate, Y: v})
 			}
-			x, y := px(r.TargetRate), py(v)
-			if have {
-				drawLine(img, prevX, prevY, x, y, scale+1, s.color)
-			}
-			fillRect(img, x-3*scale, y-3*scale, 6*scale+1, 6*scale+1, s.color)
-			prevX, prevY, have = x, y, true
 		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, fmt.Errorf("plot %s: %w", s.name, err)
+		}
+		line.Color, line.Width = s.color, vg.Points(2)
+		points.Color, points.Shape, points.Radius = s.color, draw.CircleGlyph{}, vg.Points(3)
+		p.Add(line, points)
+		p.Legend.Add(s.name, line, points)
 	}
 
-	// Legend in the top-left corner of the plot area: lines rise to the right.
-	lx, ly := x0+10*scale, y0+6*scale
-	boxW := 20*scale + textWidth("p99.9", scale) + 12*scale
-	boxH := len(plotted)*(lineH+4*scale) + 4*scale
-	fillRect(img, lx, ly, boxW, boxH, white)
-	strokeRect(img, lx, ly, boxW, boxH, grid)
-	for i, s := range plotted {
-		y := ly + 4*scale + i*(lineH+4*scale)
-		fillRect(img, lx+4*scale, y+lineH/2-scale, 12*scale, 2*scale, s.color)
-		drawText(img, lx+20*scale, y, s.name, scale, black)
-	}
-	return img, nil
+	c := vgimg.NewWith(vgimg.UseImage(image.NewRGBA(image.Rect(0, 0, width, height))))
+	p.Draw(draw.New(c))
+	return c.Image(), nil
 }
 
-// niceStep returns the 1, 2 or 5 times a power of ten nearest above raw.
-func niceStep(raw float64) float64 {
-	mag := math.Pow(10, math.Floor(math.Log10(raw)))
-	for _, m := range []float64{1, 2, 5} {
-		if m*mag >= raw {
-			return m * mag
+// decadeTicks marks a log axis with a labelled tick per power of ten and
+// unlabelled ones at 2..9 times it. plot.LogTicks loses the lowest decade
+// below 1 to floating point (log10(0.1) truncates to 0).
+type decadeTicks struct{}
+
+func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo) + 1e-9); e <= math.Ceil(math.Log10(hi)-1e-9); e++ {
+		v := math.Pow(10, e)
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', max(0, -int(e)), 64)})
+		for m := 2.0; m < 10 && v*m <= hi; m++ {
+			ticks = append(ticks, plot.Tick{Value: v * m})
 		}
 	}
-	return 10 * mag
-}
-
-// formatTick formats 10^e without an exponent: 0.01, 1, 1000.
-func formatTick(v, e float64) string {
-	return strconv.FormatFloat(v, 'f', max(0, -int(e)), 64)
-}
-
-// drawLine draws a line of width w from (x0, y0) to (x1, y1) (Bresenham).
-func drawLine(img *image.RGBA, x0, y0, x1, y1, w int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := sign(x1-x0), sign(y1-y0)
-	e := dx + dy
-	for {
-		fillRect(img, x0-w/2, y0-w/2, w, w, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		e2 := 2 * e
-		if e2 >= dy {
-			e += dy
-			x0 += sx
-		}
-		if e2 <= dx {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func strokeRect(img *image.RGBA, x, y, w, h int, c color.RGBA) {
-	fillRect(img, x, y, w, 1, c)
-	fillRect(img, x, y+h-1, w, 1, c)
-	fillRect(img, x, y, 1, h, c)
-	fillRect(img, x+w-1, y, 1, h, c)
-}
-
-func abs(v int) int { return max(v, -v) }
-
-func sign(v int) int {
-	switch {
-	case v > 0:
-		return 1
-	case v < 0:
-		return -1
-	}
-	return 0
+	return ticks
 }
