@@ -22,7 +22,7 @@ import (
 )
 
 // maxPerHook is how many due deliveries of one hook a delivery goroutine
-// takes from one pass.
+// takes from one pass: what a dead receiver holds in memory.
 const maxPerHook = 32
 
 // Attempt is one delivery attempt, as the deliveries log keeps it.
@@ -73,68 +73,31 @@ type dueTask struct {
 	t   task
 }
 
-// dispatch reads up to batch due deliveries and hands each hook's to a
-// goroutine of its own, one per hook at a time, so a slow receiver holds
-// back only itself. wait makes it wait for those goroutines (tests).
+// dispatch reads the due deliveries of every hook that has no delivery
+// goroutine running, up to maxPerHook each, and starts one goroutine per
+// such hook, so a slow or dead receiver holds back only itself and costs
+// one goroutine. wait makes it wait for those goroutines (tests).
 func (n *Notifier) dispatch(ctx context.Context, wait bool) error {
 	now := n.now().UnixNano()
-	byHook := map[string][]dueTask{}
-	var drop [][]byte
-	hooks := map[string]Hook{}
-	for _, h := range n.Hooks() {
-		hooks[h.ID] = h
-	}
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDue), PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		count := 0
-		for it.Rewind(); it.Valid() && count < batch; it.Next() {
-			k := it.Item().KeyCopy(nil)
-			if int64(binary.BigEndian.Uint64(k[len(prefixDue):])) > now {
-				break
-			}
-			var t task
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &t) }); err != nil {
-				return err
-			}
-			if _, ok := hooks[t.HookID]; !ok {
-				drop = append(drop, k) // the hook was deleted
-				continue
-			}
-			if len(byHook[t.HookID]) < maxPerHook {
-				byHook[t.HookID] = append(byHook[t.HookID], dueTask{key: k, t: t})
-			}
-			count++
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read outbox: %w", err)
-	}
-	if len(drop) > 0 {
-		if err := n.cfg.DB.Update(func(txn *badger.Txn) error {
-			for _, k := range drop {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("drop deliveries of deleted webhooks: %w", err)
-		}
-	}
-	done := make(chan struct{}, len(byHook))
+	done := make(chan struct{}, MaxHooks)
 	started := 0
-	for id, tasks := range byHook {
+	for _, h := range n.Hooks() {
 		n.busyMu.Lock()
-		busy := n.busy[id]
-		if !busy {
-			n.busy[id] = true
-		}
+		busy := n.busy[h.ID]
 		n.busyMu.Unlock()
 		if busy {
 			continue
 		}
+		tasks, err := n.due(h.ID, now)
+		if err != nil {
+			return err
+		}
+		if len(tasks) == 0 {
+			continue
+		}
+		n.busyMu.Lock()
+		n.busy[h.ID] = true
+		n.busyMu.Unlock()
 		started++
 		n.wg.Add(1)
 		go func(h Hook, tasks []dueTask) {
@@ -153,7 +116,7 @@ func (n *Notifier) dispatch(ctx context.Context, wait bool) error {
 					return // the receiver is failing: the rest wait for the next pass
 				}
 			}
-		}(hooks[id], tasks)
+		}(h, tasks)
 	}
 	if wait {
 		for range started {
@@ -161,6 +124,63 @@ func (n *Notifier) dispatch(ctx context.Context, wait bool) error {
 		}
 	}
 	return nil
+}
+
+// due reads up to maxPerHook deliveries of hook id due at now (Unix ns).
+func (n *Notifier) due(id string, now int64) ([]dueTask, error) {
+	var out []dueTask
+	prefix := duePrefix(id)
+	err := n.cfg.DB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: maxPerHook})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < maxPerHook; it.Next() {
+			k := it.Item().KeyCopy(nil)
+			if int64(binary.BigEndian.Uint64(k[len(prefix):])) > now {
+				break
+			}
+			var t task
+			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &t) }); err != nil {
+				return err
+			}
+			out = append(out, dueTask{key: k, t: t})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// dropQueue deletes every pending delivery of hook id, a thousand per
+// transaction.
+func (n *Notifier) dropQueue(id string) error {
+	prefix := duePrefix(id)
+	for {
+		var keys [][]byte
+		err := n.cfg.DB.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		err = n.cfg.DB.Update(func(txn *badger.Txn) error {
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // attempt delivers one due task and records the outcome: delivered, due

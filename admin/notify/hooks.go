@@ -107,8 +107,8 @@ func (n *Notifier) Hook(id string) (Hook, error) {
 	return Hook{}, fmt.Errorf("webhook %q: %w", id, engine.ErrNotFound)
 }
 
-// Delete removes webhook id. Its pending deliveries are dropped as the
-// dispatcher meets them; its deliveries log expires.
+// Delete removes webhook id and its pending deliveries; its deliveries
+// log expires.
 func (n *Notifier) Delete(id string) (Hook, error) {
 	n.hookMu.Lock()
 	defer n.hookMu.Unlock()
@@ -121,6 +121,9 @@ func (n *Notifier) Delete(id string) (Hook, error) {
 	}
 	next := slices.DeleteFunc(slices.Clone(*n.hooks.Load()), func(x Hook) bool { return x.ID == id })
 	n.hooks.Store(&next)
+	if err := n.dropQueue(id); err != nil {
+		return h, fmt.Errorf("drop the deleted webhook's deliveries: %w", err)
+	}
 	return h, nil
 }
 

@@ -10,8 +10,9 @@ const (
 	// prefixEvent: event id -> event body as delivered (raw JSON);
 	// expires after Retention.
 	prefixEvent = "wh/e/"
-	// prefixDue: 8-byte due time (Unix ns) + hook id + 0 + event id -> task;
-	// the outbox, in the order deliveries are due.
+	// prefixDue: hook id + 0 + 8-byte due time (Unix ns) + event id ->
+	// task; the outbox, one queue per hook in the order deliveries are
+	// due, so a hook with a backlog costs the others nothing.
 	prefixDue = "wh/q/"
 	// prefixLog: hook id + 0 + 8-byte time (Unix ns) + event id -> attempt;
 	// the deliveries log, expiring after Retention.
@@ -33,10 +34,12 @@ const (
 // formatJSON is the format byte of every value this package stores.
 const formatJSON = 0x01
 
+func duePrefix(hookID string) []byte {
+	return append([]byte(prefixDue+hookID), 0)
+}
+
 func dueKey(due int64, hookID, eventID string) []byte {
-	k := binary.BigEndian.AppendUint64([]byte(prefixDue), uint64(due))
-	k = append(k, hookID...)
-	k = append(k, 0)
+	k := binary.BigEndian.AppendUint64(duePrefix(hookID), uint64(due))
 	return append(k, eventID...)
 }
 

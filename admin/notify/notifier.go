@@ -27,8 +27,6 @@ const (
 	// MaxHooks bounds how many webhooks may exist; each delivers on at
 	// most one goroutine at a time.
 	MaxHooks = 50
-	// batch is how many due deliveries one pass of the dispatcher reads.
-	batch = 256
 	// chunk is how many decisions one Badger transaction of the log
 	// reader covers.
 	chunk = 512
