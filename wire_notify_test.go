@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/riskengine/risk/features"
 )
 
 // TestWebhookDeliveredAfterSIGKILL: a decision acknowledged right before
@@ -88,5 +92,99 @@ func TestWebhookDeliveredAfterSIGKILL(t *testing.T) {
 	}
 	if !strings.HasPrefix(d.DecisionID, "dec_") {
 		t.Errorf("decision id %q", d.DecisionID)
+	}
+}
+
+// TestCanaryGuardEndToEnd wires the service as serve does (dev mode, no
+// keys) and runs a bad canary through it: decisions read from the log by
+// the webhook reader reach the guard, which aborts the canary; the
+// receiver gets ruleset.published, alert.fired, ruleset.rolled_back and
+// alert.resolved, signed.
+func TestCanaryGuardEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0", "--dev", "--webhook-allow-private"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
+	ctx := context.Background()
+	if err := store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(context.Background()) })
+	app, err := wire(ctx, c, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.notifier.Close(context.Background()) })
+	t.Cleanup(func() { _ = app.reviews.Close(context.Background()) })
+	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
+	ts := httptest.NewServer(app.server.Handler())
+	t.Cleanup(ts.Close)
+
+	events := make(chan string, 64)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(body, &ev) == nil && r.Header.Get("Risk-Signature") != "" {
+			events <- ev.Type
+		}
+	}))
+	t.Cleanup(rc.Close)
+	call := func(method, path string, body string, want int) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s = %d %s, want %d", method, path, resp.StatusCode, data, want)
+		}
+		return data
+	}
+	call("POST", "/admin/webhooks", fmt.Sprintf(`{"url":%q,"events":["ruleset.published","ruleset.rolled_back","alert.fired","alert.resolved"]}`, rc.URL), http.StatusCreated)
+	call("POST", "/admin/rules", `{"id":"deny_everyone","expression":"amount > 0","action":"deny"}`, http.StatusCreated)
+	call("POST", "/admin/ruleset/publish", `{"canary_percent":50,"guard":{"max_deny_rate_increase":0.05,"min_decisions":30,"window":"30s"}}`, http.StatusCreated)
+
+	aborted := false
+	for i := 0; i < 2000 && !aborted; i++ {
+		call("POST", "/v1/decisions", fmt.Sprintf(`{"transaction_id":"e2e-%d","amount":1000,"currency":"USD","merchant":{"id":"m_1"}}`, i), http.StatusOK)
+		if i%20 == 19 {
+			var st struct {
+				Active bool `json:"active"`
+			}
+			_ = json.Unmarshal(call("GET", "/admin/ruleset/canary", "", http.StatusOK), &st)
+			aborted = !st.Active
+		}
+	}
+	if !aborted {
+		t.Fatal("the canary was not aborted after 2000 decisions")
+	}
+	want := map[string]bool{"ruleset.published": true, "alert.fired": true, "ruleset.rolled_back": true, "alert.resolved": true}
+	timeout := time.After(20 * time.Second)
+	for len(want) > 0 {
+		select {
+		case typ := <-events:
+			delete(want, typ)
+		case <-timeout:
+			t.Fatalf("events not delivered within 20 s: %v", want)
+		}
+	}
+	var alerts struct {
+		Recent []struct {
+			Key   string `json:"key"`
+			State string `json:"state"`
+		} `json:"recent"`
+	}
+	_ = json.Unmarshal(call("GET", "/admin/alerts", "", http.StatusOK), &alerts)
+	if len(alerts.Recent) == 0 || !strings.HasPrefix(alerts.Recent[0].Key, "canary:") || alerts.Recent[0].State != "resolved" {
+		t.Errorf("alerts = %+v, want the canary alert resolved", alerts.Recent)
 	}
 }
