@@ -197,7 +197,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log, reviewEvents(notifier, log))
+	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log, reviewEvents(notifier))
 	if err != nil {
 		return nil, err
 	}

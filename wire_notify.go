@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
@@ -99,12 +101,12 @@ func wireNotify(ctx context.Context, c config, store *features.Store, audit *adm
 	return &notifier{hooks: hooks, alerts: alerts}, nil
 }
 
-// reviewEvents returns the review queue's OnOpen: a decision.review event
-// for every item opened, with an id derived from the item, so a repeat is
-// deduped by receivers.
-func reviewEvents(w *notifier, log *slog.Logger) func(context.Context, review.Item) {
+// reviewEvents returns the review queue's OpenTxn: a decision.review
+// event put in the outbox in the transaction that opens each item, with an
+// id derived from the item, so it is stored exactly when the item is.
+func reviewEvents(w *notifier) func(*badger.Txn, review.Item) error {
 	n := w.hooks
-	return func(ctx context.Context, it review.Item) {
+	return func(txn *badger.Txn, it review.Item) error {
 		data := struct {
 			ReviewID      string    `json:"review_id"`
 			DecisionID    string    `json:"decision_id"`
@@ -117,8 +119,6 @@ func reviewEvents(w *notifier, log *slog.Logger) func(context.Context, review.It
 			OpenedAt      time.Time `json:"opened_at"`
 			ConsoleURL    string    `json:"console_url,omitempty"`
 		}{it.ID, it.DecisionID, it.TransactionID, string(it.Outcome), it.Queue, it.Why, it.Amount, it.Currency, it.OpenedAt, n.ConsoleURL(it.DecisionID)}
-		if _, err := n.Publish(ctx, review.EventReview, "evt_"+it.ID, data); err != nil {
-			log.Error("webhooks: decision.review event", "review_id", it.ID, "err", err)
-		}
+		return n.PublishTxn(txn, review.EventReview, "evt_"+it.ID, data)
 	}
 }

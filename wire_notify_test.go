@@ -99,7 +99,8 @@ func TestWebhookDeliveredAfterSIGKILL(t *testing.T) {
 // keys) and runs a bad canary through it: decisions read from the log by
 // the webhook reader reach the guard, which aborts the canary; the
 // receiver gets ruleset.published, alert.fired, ruleset.rolled_back and
-// alert.resolved, signed.
+// alert.resolved, signed. A review rule's item first raises
+// decision.review.
 func TestCanaryGuardEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0", "--dev", "--webhook-allow-private"}, io.Discard)
@@ -149,7 +150,28 @@ func TestCanaryGuardEndToEnd(t *testing.T) {
 		}
 		return data
 	}
-	call("POST", "/admin/webhooks", fmt.Sprintf(`{"url":%q,"events":["ruleset.published","ruleset.rolled_back","alert.fired","alert.resolved"]}`, rc.URL), http.StatusCreated)
+	call("POST", "/admin/webhooks", fmt.Sprintf(`{"url":%q,"events":["decision.review","ruleset.published","ruleset.rolled_back","alert.fired","alert.resolved"]}`, rc.URL), http.StatusCreated)
+
+	// A review rule: its item is opened by the review queue's reader, and
+	// decision.review is put in the outbox in the same transaction.
+	call("POST", "/admin/rules", `{"id":"review_big","expression":"amount >= 5000000","action":"review"}`, http.StatusCreated)
+	call("POST", "/admin/ruleset/publish", `{}`, http.StatusCreated)
+	call("POST", "/v1/decisions", `{"transaction_id":"e2e-review","amount":6000000,"currency":"USD","merchant":{"id":"m_1"}}`, http.StatusOK)
+	waitFor := func(typ string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case got := <-events:
+				if got == typ {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("%s not delivered within 20 s", typ)
+			}
+		}
+	}
+	waitFor("decision.review")
 	call("POST", "/admin/rules", `{"id":"deny_everyone","expression":"amount > 0","action":"deny"}`, http.StatusCreated)
 	call("POST", "/admin/ruleset/publish", `{"canary_percent":50,"guard":{"max_deny_rate_increase":0.05,"min_decisions":30,"window":"30s"}}`, http.StatusCreated)
 

@@ -180,6 +180,22 @@ func (n *Notifier) Publish(ctx context.Context, typ, id string, data any) (strin
 	return id, nil
 }
 
+// PublishTxn puts an event of type typ with data and id in the outbox
+// within txn, for every webhook subscribed to it, so the event is stored
+// exactly when what txn stores is (a review item). The dispatcher sends it
+// on its next pass.
+func (n *Notifier) PublishTxn(txn *badger.Txn, typ, id string, data any) error {
+	now := n.now()
+	ev, err := newEvent(id, typ, now, data)
+	if err != nil {
+		return err
+	}
+	if _, err := n.put(txn, n.Hooks(), ev, now); err != nil {
+		return fmt.Errorf("store %s event: %w", typ, err)
+	}
+	return nil
+}
+
 // Sync reads the decision log and the audit trail from their cursors to
 // their ends, puts the events they raise in the outbox and moves the
 // cursors, in one transaction per chunk, and returns how many events it
