@@ -269,6 +269,23 @@ func guardWindow(g *Guard) time.Duration {
 	return g.window
 }
 
+// canaryUses refuses (conflict) a change that would take what from the
+// running canary's rules: uses names the canary's rules that read it.
+func (a *API) canaryUses(uses func(rules.Spec) []string, what string) error {
+	c, ok := a.cfg.Engine.Rules().(*engine.Canary)
+	if !ok {
+		return nil
+	}
+	cand, ok := c.Candidate.(*rules.Set)
+	if !ok {
+		return nil
+	}
+	if ids := uses(cand.Spec()); len(ids) > 0 {
+		return fmt.Errorf("%s is used by the canary's %s: %w", what, ruleNames(ids), engine.ErrConflict)
+	}
+	return nil
+}
+
 // liveSet is the live *rules.Set of rs, unwrapping a canary.
 func liveSet(rs engine.RuleSet) (*rules.Set, bool) {
 	if c, ok := rs.(*engine.Canary); ok {

@@ -284,3 +284,22 @@ func TestRuleGuardShadowsARuleThatMatchesEveryone(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryKeepsWhatItReads: a list the canary's rules read cannot be
+// deleted while it runs, though the live version does not read it.
+func TestCanaryKeepsWhatItReads(t *testing.T) {
+	h := newHarness(t)
+	h.must(http.StatusCreated, "PUT", "/admin/lists/canary_only", map[string]any{"kind": "string"}, nil)
+	h.addRule(rules.Rule{ID: "canary_list", Expression: `in_list("canary_only", account.id)`, Action: engine.ActionDeny})
+	h.must(http.StatusCreated, "POST", "/admin/ruleset/publish", map[string]any{"canary_percent": 5}, nil)
+	h.must(http.StatusConflict, "DELETE", "/admin/lists/canary_only", nil, nil)
+	h.must(http.StatusOK, "POST", "/admin/ruleset/canary/abort", map[string]any{"reason": "not needed"}, nil)
+	var st struct {
+		Active bool `json:"active"`
+	}
+	h.must(http.StatusOK, "GET", "/admin/ruleset/canary", nil, &st)
+	if st.Active {
+		t.Error("canary active after abort")
+	}
+	h.must(http.StatusNoContent, "DELETE", "/admin/lists/canary_only", nil, nil)
+}
