@@ -152,6 +152,27 @@ func (n *Notifier) due(id string, now int64) ([]dueTask, error) {
 	return out, nil
 }
 
+// maxPendingCount caps the count of Pending.
+const maxPendingCount = 100_000
+
+// Pending counts the deliveries of hook id waiting in the outbox (due now
+// or later), up to maxPendingCount.
+func (n *Notifier) Pending(id string) (int, error) {
+	count := 0
+	err := n.cfg.DB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: duePrefix(id)})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && count < maxPendingCount; it.Next() {
+			count++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count pending deliveries: %w", err)
+	}
+	return count, nil
+}
+
 // dropQueue deletes every pending delivery of hook id, a thousand per
 // transaction.
 func (n *Notifier) dropQueue(id string) error {

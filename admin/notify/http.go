@@ -100,7 +100,15 @@ func (h handlers) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toHookJSON(hook))
+	pending, err := h.n.Pending(hook.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, struct {
+		hookJSON
+		// Pending counts deliveries waiting in the outbox, up to 100000.
+		Pending int `json:"pending"`
+	}{toHookJSON(hook), pending})
 }
 
 func (h handlers) remove(c echo.Context) error {

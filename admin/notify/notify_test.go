@@ -114,8 +114,17 @@ func TestRetriedAfter500AndTimeout(t *testing.T) {
 	rec := s.decide(200000)
 	s.sync()
 
+	var hk struct {
+		Pending int `json:"pending"`
+	}
+	if s.call("ana", "GET", "/admin/webhooks/"+h.ID, nil, &hk); hk.Pending != 1 {
+		t.Errorf("pending = %d before delivery, want 1", hk.Pending)
+	}
 	s.deliver() // 500
 	s.deliver() // not due yet: nothing sent
+	if s.call("ana", "GET", "/admin/webhooks/"+h.ID, nil, &hk); hk.Pending != 1 {
+		t.Errorf("pending = %d while retrying, want 1", hk.Pending)
+	}
 	if n := len(rc.deliveries()); n != 1 {
 		t.Fatalf("%d requests before the backoff passed, want 1", n)
 	}
@@ -157,6 +166,9 @@ func TestRetriedAfter500AndTimeout(t *testing.T) {
 	}
 	if !newest.OK || newest.Attempt != 3 {
 		t.Errorf("third attempt = %+v, want delivered on attempt 3", newest)
+	}
+	if s.call("ana", "GET", "/admin/webhooks/"+h.ID, nil, &hk); hk.Pending != 0 {
+		t.Errorf("pending = %d once delivered, want 0", hk.Pending)
 	}
 	_ = rec
 }
