@@ -193,7 +193,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
 	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	notifier, err := wireNotify(ctx, c, store, audit, api, srv, log)
+	notifier, err := wireNotify(ctx, c, store, audit, api, srv, metrics.Registry(), log)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/notify"
@@ -65,7 +66,7 @@ func (n *notifier) Close(ctx context.Context) error {
 // before the store. Every decision read from the log feeds the live rates
 // of the alerts and the guardrails of api (canary guard, rule guard),
 // whose breaches fire alerts.
-func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, log *slog.Logger) (*notifier, error) {
+func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
 	var alerts *notify.Alerts
 	hooks := notify.New(notify.Config{
 		DB: store.DB(), Decisions: store, Audit: audit,
@@ -96,9 +97,30 @@ func wireNotify(ctx context.Context, c config, store *features.Store, audit *adm
 		_ = alerts.Close(ctx)
 		return nil, err
 	}
+	notifyMetrics(reg, hooks, alerts)
 	notify.Register(srv.Group("/admin"), srv.Require, hooks, audit)
 	notify.RegisterAlerts(srv.Group("/admin"), srv.Require, alerts, audit)
 	return &notifier{hooks: hooks, alerts: alerts}, nil
+}
+
+// notifyMetrics registers the webhook and alert metrics on reg.
+func notifyMetrics(reg prometheus.Registerer, hooks *notify.Notifier, alerts *notify.Alerts) {
+	deliveries := func(result string, v func(notify.DeliveryStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "risk_webhook_deliveries_total", Help: "Webhook delivery attempts, by result: ok (2xx) or failed (retried, or given up).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(v(hooks.Stats())) })
+	}
+	reg.MustRegister(
+		deliveries("ok", func(s notify.DeliveryStats) uint64 { return s.Delivered }),
+		deliveries("failed", func(s notify.DeliveryStats) uint64 { return s.Failed }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "risk_webhook_gave_up_total", Help: "Webhook events given up after 24 hours of retries (they can be resent by hand).",
+		}, func() float64 { return float64(hooks.Stats().GaveUp) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "risk_alerts_firing", Help: "Alerts firing now (alert rules and guardrails).",
+		}, func() float64 { return float64(alerts.Firing()) }),
+	)
 }
 
 // reviewEvents returns the review queue's OpenTxn: a decision.review

@@ -209,4 +209,13 @@ func TestCanaryGuardEndToEnd(t *testing.T) {
 	if len(alerts.Recent) == 0 || !strings.HasPrefix(alerts.Recent[0].Key, "canary:") || alerts.Recent[0].State != "resolved" {
 		t.Errorf("alerts = %+v, want the canary alert resolved", alerts.Recent)
 	}
+	metrics := string(call("GET", "/metrics", "", http.StatusOK))
+	for _, want := range []string{`risk_webhook_deliveries_total{result="ok"} `, `risk_webhook_deliveries_total{result="failed"} 0`, "risk_alerts_firing 0", "risk_webhook_gave_up_total 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(metrics, `risk_webhook_deliveries_total{result="ok"} 0`) {
+		t.Error("no delivery counted")
+	}
 }

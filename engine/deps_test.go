@@ -26,6 +26,7 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: module + "/server", forbidden: []string{module + "/rules", module + "/features", module + "/admin", "github.com/dgraph-io/badger", "github.com/expr-lang/expr"}},
 		{pkg: module + "/admin", forbidden: []string{module + "/server"}},
 		{pkg: module + "/admin/review", forbidden: []string{module + "/server"}},
+		{pkg: module + "/admin/notify", forbidden: []string{module + "/server"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

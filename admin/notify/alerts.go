@@ -202,6 +202,13 @@ func (a *Alerts) Close(ctx context.Context) error {
 	}
 }
 
+// Firing counts the alerts firing now.
+func (a *Alerts) Firing() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.firing)
+}
+
 // Rules returns the alert rules, sorted by id.
 func (a *Alerts) Rules() []AlertRule { return *a.rules.Load() }
 

@@ -227,11 +227,15 @@ func (n *Notifier) attempt(ctx context.Context, h Hook, dt dueTask) bool {
 	t.Attempts++
 	a := Attempt{EventID: t.EventID, Type: t.Type, Attempt: t.Attempts, At: at, Status: status, OK: derr == nil, DurationMS: n.now().Sub(at).Milliseconds()}
 	var next *time.Time
-	if derr != nil {
+	if derr == nil {
+		n.delivered.Add(1)
+	} else {
+		n.failed.Add(1)
 		a.Error = derr.Error()
 		due := n.now().Add(n.backoff(t.Attempts))
 		if due.Sub(t.Since) > n.cfg.MaxRetryAge {
 			a.GaveUp = true
+			n.gaveUp.Add(1)
 		} else {
 			a.NextAttemptAt, next = due, &due
 		}

@@ -131,6 +131,20 @@ type Notifier struct {
 	wake chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	delivered, failed, gaveUp atomic.Uint64
+}
+
+// DeliveryStats counts delivery attempts since start, for the metrics.
+type DeliveryStats struct {
+	Delivered uint64 // attempts answered 2xx
+	Failed    uint64 // attempts that failed (retried or given up)
+	GaveUp    uint64 // events given up after MaxRetryAge
+}
+
+// Stats returns the delivery counts since start. Safe for concurrent use.
+func (n *Notifier) Stats() DeliveryStats {
+	return DeliveryStats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), GaveUp: n.gaveUp.Load()}
 }
 
 // New returns a Notifier for cfg. It does no I/O.
