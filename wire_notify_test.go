@@ -219,3 +219,24 @@ func TestCanaryGuardEndToEnd(t *testing.T) {
 		t.Error("no delivery counted")
 	}
 }
+
+func TestNotifyFlags(t *testing.T) {
+	for _, bad := range []string{"risk.example.com", "ftp://risk.example.com", "https://", "https://x.example/?a=1", "https://x.example/#f"} {
+		if _, err := parseConfig([]string{"--public-url", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "--public-url") {
+			t.Errorf("--public-url %q: err = %v, want refused", bad, err)
+		}
+	}
+	c, err := parseConfig([]string{"--public-url", "https://risk.example.com/base/"}, io.Discard)
+	if err != nil || c.Notify.PublicURL != "https://risk.example.com/base/" || c.Notify.AllowPrivate {
+		t.Errorf("config = %+v, %v", c.Notify, err)
+	}
+	t.Setenv("RISK_WEBHOOK_ALLOW_PRIVATE", "true")
+	t.Setenv("RISK_PUBLIC_URL", "http://console.internal:8080")
+	if c, err := parseConfig(nil, io.Discard); err != nil || !c.Notify.AllowPrivate || c.Notify.PublicURL != "http://console.internal:8080" {
+		t.Errorf("from the environment: %+v, %v", c.Notify, err)
+	}
+	t.Setenv("RISK_WEBHOOK_ALLOW_PRIVATE", "maybe")
+	if _, err := parseConfig(nil, io.Discard); err == nil {
+		t.Error("RISK_WEBHOOK_ALLOW_PRIVATE=maybe accepted")
+	}
+}
