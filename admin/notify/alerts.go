@@ -130,7 +130,7 @@ func (a *Alerts) Load() error {
 	if err != nil {
 		return fmt.Errorf("seed alert rules: %w", err)
 	}
-	var list []AlertRule
+	list := []AlertRule{}
 	err = a.cfg.DB.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAlertRule), PrefetchValues: true})
 		defer it.Close()
