@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,12 +57,12 @@ func TestWebhookDeliveredAfterSIGKILL(t *testing.T) {
 	flags := []string{"--webhook-allow-private", "--public-url", "https://risk.example.com"}
 	srv := startServer(t, bin, dir, flags...)
 	client := &http.Client{Timeout: 10 * time.Second}
-	code, data, err := srv.call(client, "POST", "/admin/webhooks", fmt.Appendf(nil, `{"url":%q,"events":["decision.denied"]}`, rc.URL))
+	code, data, err := adminCall(client, srv.url, "POST", "/admin/webhooks", fmt.Appendf(nil, `{"url":%q,"events":["decision.denied"]}`, rc.URL))
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("create webhook = %d %v %s", code, err, data)
 	}
 	body := fmt.Appendf(nil, `{"transaction_id":"tx_kill_1","amount":1000,"currency":"USD","card":{"fingerprint":"fp_stolen_demo"},"account":{"id":"acc_1"},"merchant":{"id":"m_1"}}`)
-	code, data, err = srv.call(client, "POST", "/v1/decisions", body)
+	code, data, err = adminCall(client, srv.url, "POST", "/v1/decisions", body)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("decision = %d %v %s", code, err, data)
 	}
@@ -218,6 +219,24 @@ func TestCanaryGuardEndToEnd(t *testing.T) {
 	if strings.Contains(metrics, `risk_webhook_deliveries_total{result="ok"} 0`) {
 		t.Error("no delivery counted")
 	}
+}
+
+// adminCall makes a request to the server at base with the test admin key
+// and returns the status and body.
+func adminCall(client *http.Client, base, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
 }
 
 func TestNotifyFlags(t *testing.T) {
