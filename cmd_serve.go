@@ -95,6 +95,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if rerr := app.reviews.Close(sctx); rerr != nil {
 		log.Error("stop review queue", "err", rerr)
 	}
+	if nerr := app.notifier.Close(sctx); nerr != nil {
+		log.Error("stop webhooks", "err", nerr)
+	}
 	closeStore()
 	log.Info("stopped")
 	return err
@@ -107,6 +110,7 @@ type app struct {
 	backtests *backtest.Backtests
 	keys      *admin.Keys
 	reviews   *review.Queue
+	notifier  *notifier
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -189,14 +193,18 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
 	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log)
+	notifier, err := wireNotify(ctx, c, store, audit, api, srv, metrics.Registry(), log)
+	if err != nil {
+		return nil, err
+	}
+	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log, reviewEvents(notifier))
 	if err != nil {
 		return nil, err
 	}
 	if err := wireConsole(log, store, lists, limiter, api, auth, srv); err != nil {
 		return nil, err
 	}
-	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews}, nil
+	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews, notifier: notifier}, nil
 }
 
 // bootstrapKeys makes sure an admin can reach the service: it ensures the

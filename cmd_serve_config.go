@@ -59,6 +59,7 @@ type config struct {
 	RateLimit          float64
 	RateBurst          int
 	Review             reviewConfig
+	Notify             notifyConfig
 	// Version is --version: print the build and exit; nothing else is
 	// parsed or validated.
 	Version bool
@@ -103,6 +104,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.RateLimit, "rate-limit", ev.Float("RISK_RATE_LIMIT", 0), "requests per second each API key may sustain; 0 is unlimited [RISK_RATE_LIMIT]")
 	fs.IntVar(&c.RateBurst, "rate-burst", ev.Int("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
 	reviewFlags(fs, &c.Review, &ev)
+	notifyFlags(fs, &c.Notify, &ev)
 	fs.BoolVar(&c.Version, "version", false, "print the version, commit and Go version, and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -142,6 +144,8 @@ func (c config) validate() error {
 		return fmt.Errorf("--limits-entity %q: want account, card or account_merchant", c.LimitsEntity)
 	case c.Review.validate() != nil:
 		return c.Review.validate()
+	case c.Notify.validate() != nil:
+		return c.Notify.validate()
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
 	case c.AdminKey != "" && (len(c.AdminKey) < admin.MinKeyLen || len(c.AdminKey) > admin.MaxKeyLen):

@@ -230,7 +230,7 @@ func rolePolicy(method, path string) (roles []engine.Role, open bool) {
 		return []engine.Role{gateway, analyst}, false
 	case strings.HasPrefix(path, "/v1/") && method == http.MethodGet:
 		return []engine.Role{analyst, auditor}, false
-	case strings.HasPrefix(path, "/admin/backtests"):
+	case strings.HasPrefix(path, "/admin/backtests"), strings.HasPrefix(path, "/admin/webhooks"):
 		return []engine.Role{analyst}, false
 	case strings.HasPrefix(path, "/admin/") && method == http.MethodGet:
 		return []engine.Role{analyst, auditor}, false
@@ -320,6 +320,7 @@ func TestEveryRouteHasARole(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
 	t.Cleanup(func() { _ = app.reviews.Close(context.Background()) })
+	t.Cleanup(func() { _ = app.notifier.Close(context.Background()) })
 	keys := map[engine.Role]string{}
 	for _, role := range allRoles {
 		_, secret, err := app.keys.Create(ctx, "probe-"+string(role), role)
@@ -430,12 +431,12 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// startServer runs bin on a free loopback port with data dir and waits
-// until it serves.
-func startServer(t *testing.T, bin, dir string) *proc {
+// startServer runs bin on a free loopback port with data dir and extra
+// flags, and waits until it serves.
+func startServer(t *testing.T, bin, dir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "--addr", "127.0.0.1:0", "--data", dir, "--flush-interval", "20ms")
+	p.cmd = exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--data", dir, "--flush-interval", "20ms"}, extra...)...)
 	p.cmd.Env = cleanEnv("RISK_ADMIN_KEY=" + testAdminKey)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

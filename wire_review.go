@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
@@ -36,13 +38,15 @@ func (c reviewConfig) validate() error {
 // wireReview registers the review queue and the cases on the admin API and
 // starts the queue's reader of the decision log; the caller closes the
 // queue before the store. Items and cases are kept as long as decisions
-// (--retention). The webhooks wiring sets review.Config.OnOpen to publish
-// review.EventReview ("decision.review") for every item opened.
-func wireReview(ctx context.Context, c config, store *features.Store, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger) (*review.Queue, error) {
+// (--retention). openTxn (reviewEvents) puts review.EventReview
+// ("decision.review") in the webhook outbox in the transaction that opens
+// each item.
+func wireReview(ctx context.Context, c config, store *features.Store, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger, openTxn func(*badger.Txn, review.Item) error) (*review.Queue, error) {
 	cfg := review.Config{
 		DB: store.DB(), Decisions: store, Feedback: eng, Lists: lists, Audit: audit,
 		ClaimTTL: c.Review.ClaimTTL, Retention: c.Retention, Log: log,
 		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		OpenTxn:  openTxn,
 	}
 	q := review.NewQueue(cfg)
 	if err := q.Open(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -57,6 +58,12 @@ type API struct {
 	// feature definitions, so a publish always compiles against the
 	// features that exist and a feature in use cannot be deleted meanwhile.
 	mu sync.Mutex
+
+	// canary is the running canary publish, nil when none (canary.go).
+	canary atomic.Pointer[canaryRun]
+	// ruleGuard counts the live version's guarded rules (ruleguard.go).
+	ruleGuard atomic.Pointer[ruleGuard]
+	onGuard   func(ctx context.Context, ev GuardEvent)
 }
 
 // New returns an API for cfg. It does no I/O.
@@ -83,9 +90,18 @@ func (a *API) Audit() *Audit { return a.audit }
 // Load seeds the draft from the latest published version when there is no
 // draft yet, or when the draft has no unpublished changes and a newer
 // version was published (by --rules at start-up).
+//
+// A canary that was running when the process stopped is restored.
 func (a *API) Load() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.loadDraft(); err != nil {
+		return err
+	}
+	return a.loadCanary()
+}
+
+func (a *API) loadDraft() error {
 	m, ok, err := a.drafts.meta()
 	if err != nil {
 		return err
@@ -125,6 +141,9 @@ func (a *API) Register(g *echo.Group, require Require) {
 	g.GET("/ruleset/versions", a.listVersions, read)
 	g.GET("/ruleset/versions/:n", a.getVersion, read)
 	g.GET("/ruleset/diff", a.diff, read)
+	g.GET("/ruleset/canary", a.getCanary, read)
+	g.POST("/ruleset/canary/promote", a.promoteCanary, write)
+	g.POST("/ruleset/canary/abort", a.abortCanaryHTTP, write)
 	g.GET("/ruleset/export", a.export, read)
 	g.POST("/ruleset/import", a.importFile, write)
 
@@ -160,7 +179,7 @@ func (a *API) env() rules.Env {
 // liveSpec returns the spec of the live version, which is the latest
 // published one (empty when none was published).
 func (a *API) liveSpec() (rules.Spec, int64, error) {
-	if set, ok := a.cfg.Engine.Rules().(*rules.Set); ok && set.Version() > 0 {
+	if set, ok := liveSet(a.cfg.Engine.Rules()); ok && set.Version() > 0 {
 		return set.Spec(), set.Version(), nil // no need to decode it again
 	}
 	v, err := a.cfg.Versions.Latest()
@@ -184,6 +203,18 @@ func (a *API) recompileLive() error {
 	set, err := rules.Compile(spec, a.env(), n)
 	if err != nil {
 		return fmt.Errorf("recompile live rule set version %d: %w", n, err)
+	}
+	if c, ok := a.cfg.Engine.Rules().(*engine.Canary); ok {
+		cand, ok := c.Candidate.(*rules.Set)
+		if !ok {
+			return fmt.Errorf("recompile canary: candidate is not a compiled rule set")
+		}
+		next, err := rules.Compile(cand.Spec(), a.env(), cand.Version())
+		if err != nil {
+			return fmt.Errorf("recompile canary rule set version %d: %w", cand.Version(), err)
+		}
+		a.cfg.Engine.SetRules(&engine.Canary{Live: set, Candidate: next, Percent: c.Percent})
+		return nil
 	}
 	a.cfg.Engine.SetRules(set)
 	return nil

@@ -238,3 +238,41 @@ func (q *AuditQuery) matches(s *storedEntry) bool {
 	}
 	return true
 }
+
+// After returns up to limit entries numbered above id, oldest first, for
+// readers that follow the trail (webhook events). Entries are numbered and
+// written in order under one lock, so a reader that remembers the last ID
+// it saw misses none.
+func (a *Audit) After(ctx context.Context, id int64, limit int) ([]Entry, error) {
+	var out []Entry
+	err := a.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAudit), PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Seek(auditKey(id + 1)); it.Valid() && len(out) < limit; it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var s storedEntry
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &s) }); err != nil {
+				return err
+			}
+			out = append(out, s.entry())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit trail: %w", err)
+	}
+	return out, nil
+}
+
+// LastID returns the number of the newest entry, 0 when the trail is
+// empty.
+func (a *Audit) LastID() (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.loaded {
+		return a.last, nil
+	}
+	return a.lastID()
+}

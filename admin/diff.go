@@ -88,6 +88,7 @@ func changedFields(a, b rules.Rule) []string {
 	add(mode(a.Mode) != mode(b.Mode), "mode")
 	add(a.Reason != b.Reason, "reason")
 	add(a.Message != b.Message, "message")
+	add(a.MaxHitRate != b.MaxHitRate, "max_hit_rate")
 	return out
 }
 

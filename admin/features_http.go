@@ -9,6 +9,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/rules"
 )
 
 // featureJSON is a feature definition on the wire, with its backfill
@@ -147,6 +148,9 @@ func (a *API) deleteFeature(c echo.Context) error {
 	}
 	if ids := rulesUsingFeature(live, name); len(ids) > 0 {
 		return fmt.Errorf("feature %q is used by live %s: %w", name, ruleNames(ids), engine.ErrConflict)
+	}
+	if err := a.canaryUses(func(s rules.Spec) []string { return rulesUsingFeature(s, name) }, fmt.Sprintf("feature %q", name)); err != nil {
+		return err
 	}
 	old := defs[i]
 	if err := a.setFeatures(c, slices.Delete(defs, i, i+1)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/rules"
 )
 
 // listJSON is a list on the wire, with the live rules that name it.
@@ -108,6 +109,9 @@ func (a *API) deleteList(c echo.Context) error {
 	}
 	if ids := rulesUsingList(live, name); len(ids) > 0 {
 		return fmt.Errorf("list %q is used by live %s: %w", name, ruleNames(ids), engine.ErrConflict)
+	}
+	if err := a.canaryUses(func(s rules.Spec) []string { return rulesUsingList(s, name) }, fmt.Sprintf("list %q", name)); err != nil {
+		return err
 	}
 	if err := a.cfg.Lists.Delete(name); err != nil {
 		return err

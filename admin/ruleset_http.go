@@ -17,6 +17,11 @@ const MaxCommentLen = 1000
 
 type publishJSON struct {
 	Comment string `json:"comment"`
+	// CanaryPercent, 1 to 99, publishes the draft as a canary deciding
+	// that share of transactions (by a hash of the transaction id); zero
+	// makes it live for every payment.
+	CanaryPercent int    `json:"canary_percent"`
+	Guard         *Guard `json:"guard"`
 }
 
 type rollbackJSON struct {
@@ -61,6 +66,9 @@ type auditVersion struct {
 	Hash         string `json:"hash,omitempty"`
 	Comment      string `json:"comment,omitempty"`
 	RolledBackTo int64  `json:"rolled_back_to,omitempty"`
+	// CanaryPercent and Guard: a canary publish.
+	CanaryPercent int    `json:"canary_percent,omitempty"`
+	Guard         *Guard `json:"guard,omitempty"`
 	*diffSummary
 }
 
@@ -71,8 +79,25 @@ func (a *API) publish(c echo.Context) error {
 	if err := a.bind(c, &in, true); err != nil {
 		return err
 	}
+	if in.CanaryPercent != 0 && (in.CanaryPercent < 1 || in.CanaryPercent > 99) {
+		return engine.Invalid("canary_percent", "invalid_canary_percent", "canary_percent must be between 1 and 99")
+	}
+	if in.Guard != nil {
+		if in.CanaryPercent == 0 {
+			return engine.Invalid("guard", "canary_required", "a guard needs canary_percent")
+		}
+		if err := in.Guard.check(); err != nil {
+			return err
+		}
+	}
+	if len(in.Comment) > MaxCommentLen {
+		return engine.Invalid("comment", "too_long", fmt.Sprintf("comment is longer than %d characters", MaxCommentLen))
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.noCanary(); err != nil {
+		return err
+	}
 	spec, m, err := a.drafts.spec()
 	if err != nil {
 		return err
@@ -81,7 +106,15 @@ func (a *API) publish(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ver, err := a.makeLive(c, spec, in.Comment)
+	var (
+		ver Version
+		run *canaryRun
+	)
+	if in.CanaryPercent > 0 {
+		ver, run, err = a.startCanary(c.Request().Context(), spec, in.Comment, in.CanaryPercent, in.Guard)
+	} else {
+		ver, err = a.makeLive(c, spec, in.Comment)
+	}
 	if err != nil {
 		return err
 	}
@@ -95,10 +128,65 @@ func (a *API) publish(c echo.Context) error {
 	}
 	d := diffSpecs(prevSpec, ver.Spec).summary()
 	after := auditVersion{Version: ver.Number, Hash: ver.Hash, Comment: ver.Comment, diffSummary: &d}
+	if run != nil {
+		after.CanaryPercent, after.Guard = run.Percent, run.Guard
+	}
 	if err := a.record(c.Request().Context(), "ruleset.publish", "ruleset", before, after); err != nil {
 		return err
 	}
+	if run != nil {
+		return c.JSON(http.StatusCreated, struct {
+			versionInfoJSON
+			Canary canaryState `json:"canary"`
+		}{versionInfoJSON{VersionInfo: ver.Info(), Live: false}, run.canaryState})
+	}
 	return c.JSON(http.StatusCreated, versionInfoJSON{VersionInfo: ver.Info(), Live: true})
+}
+
+// noCanary refuses a change of the live version while a canary runs. The
+// caller holds a.mu.
+func (a *API) noCanary() error {
+	if run := a.canary.Load(); run != nil {
+		return fmt.Errorf("version %d is running as a canary: promote or abort it first: %w", run.Version, engine.ErrConflict)
+	}
+	return nil
+}
+
+// getCanary is GET /admin/ruleset/canary: the running canary, its guard,
+// and both versions' decisions and rates over the guard window.
+func (a *API) getCanary(c echo.Context) error {
+	return c.JSON(http.StatusOK, a.canaryStatus())
+}
+
+// promoteCanary is POST /admin/ruleset/canary/promote.
+func (a *API) promoteCanary(c echo.Context) error {
+	st, err := a.PromoteCanary(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"version": st.Version, "live": true, "promoted_from_percent": st.Percent})
+}
+
+// abortCanaryHTTP is POST /admin/ruleset/canary/abort {"reason"}: the
+// base version is published again and decides every payment.
+func (a *API) abortCanaryHTTP(c echo.Context) error {
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := a.bind(c, &in, true); err != nil {
+		return err
+	}
+	if len(in.Reason) > MaxCommentLen {
+		return engine.Invalid("reason", "too_long", fmt.Sprintf("reason is longer than %d characters", MaxCommentLen))
+	}
+	if in.Reason == "" {
+		in.Reason = "aborted by hand"
+	}
+	ver, err := a.AbortCanary(c.Request().Context(), in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, versionInfoJSON{VersionInfo: ver.Info(), Live: true})
 }
 
 // latest returns the latest version, or a zero Version when none was
@@ -124,6 +212,9 @@ func (a *API) rollback(c echo.Context) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.noCanary(); err != nil {
+		return err
+	}
 	target, err := a.cfg.Versions.Get(in.Version)
 	if err != nil {
 		return err

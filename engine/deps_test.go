@@ -29,6 +29,7 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: module + "/features/lists", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/labstack/echo", "github.com/expr-lang/expr"}},
 		{pkg: module + "/server/console", forbidden: []string{module + "/rules", module + "/features", module + "/admin", "github.com/dgraph-io/badger", "github.com/expr-lang/expr"}},
 		{pkg: module + "/server/client", stdOnly: true},
+		{pkg: module + "/admin/notify", forbidden: []string{module + "/server"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {

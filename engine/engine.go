@@ -246,6 +246,9 @@ func (e *Engine) evaluate(ctx context.Context, rec *Record, now time.Time) (err 
 		rec.Limits = l
 	}
 	rs := e.Rules()
+	if sp, ok := rs.(Splitter); ok {
+		rs = sp.Pick(rec.TransactionID) // a canary: the record names the version that decided
+	}
 	if rs == nil {
 		fail(CauseNoRules, errors.New("no rule set loaded"))
 	} else {

@@ -26,6 +26,10 @@ type Rule struct {
 	Reason      string        `json:"reason,omitempty" yaml:"reason,omitempty"`
 	Message     string        `json:"message,omitempty" yaml:"message,omitempty"`
 	Version     int           `json:"version,omitempty" yaml:"version,omitempty"`
+	// MaxHitRate is the rule guard's ceiling: a share of decisions, 0 to
+	// 1, above which the live rule is switched to shadow by itself
+	// (docs/admin-api.md, rule guard). Zero means no ceiling.
+	MaxHitRate float64 `json:"max_hit_rate,omitempty" yaml:"max_hit_rate,omitempty"`
 }
 
 // Spec is a whole rule set as written: its rules and thresholds.
@@ -87,6 +91,9 @@ func (r *Rule) check() []*Error {
 	}
 	if len(r.Message) > MaxMessageLen || len(r.Description) > MaxMessageLen || len(r.Name) > MaxMessageLen {
 		bad("message", fmt.Sprintf("name, description and message hold at most %d characters", MaxMessageLen))
+	}
+	if !(r.MaxHitRate >= 0 && r.MaxHitRate <= 1) {
+		bad("max_hit_rate", "max_hit_rate must be a share between 0 and 1 (0 is no ceiling)")
 	}
 	if r.Expression == "" {
 		bad("expression", "expression is required")

@@ -62,6 +62,12 @@ type Config struct {
 	// stored, for the decision.review webhook event (EventReview). It must
 	// not block; nil means none.
 	OnOpen func(ctx context.Context, it Item)
+	// OpenTxn, when set, is called for every item opened inside the Badger
+	// transaction that stores it, so what it writes (the decision.review
+	// webhook event in the outbox) is stored exactly when the item is, even
+	// if the process dies right after. An error aborts the pass, which is
+	// repeated.
+	OpenTxn func(txn *badger.Txn, it Item) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives what cannot be returned; nil discards.

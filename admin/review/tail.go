@@ -101,6 +101,11 @@ func (q *Queue) openItems(items []Item, from, next uint64) ([]Item, error) {
 			if err := txn.SetEntry(q.cfg.entry(timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID), nil, it.OpenedAt)); err != nil {
 				return err
 			}
+			if q.cfg.OpenTxn != nil {
+				if err := q.cfg.OpenTxn(txn, it); err != nil {
+					return err
+				}
+			}
 			added = append(added, it)
 		}
 		return txn.Set([]byte(keyCursor), seqValue(next))

@@ -1,0 +1,58 @@
+package notify
+
+import "encoding/binary"
+
+// Badger keys of this package: every prefix is here, and in the table of
+// docs/architecture.md. Values start with formatJSON, then JSON.
+const (
+	// prefixHook: hook id -> hook (with its signing secret).
+	prefixHook = "wh/h/"
+	// prefixEvent: event id -> event body as delivered (raw JSON);
+	// expires after Retention.
+	prefixEvent = "wh/e/"
+	// prefixDue: hook id + 0 + 8-byte due time (Unix ns) + event id ->
+	// task; the outbox, one queue per hook in the order deliveries are
+	// due, so a hook with a backlog costs the others nothing.
+	prefixDue = "wh/q/"
+	// prefixLog: hook id + 0 + 8-byte time (Unix ns) + event id -> attempt;
+	// the deliveries log, expiring after Retention.
+	prefixLog = "wh/l/"
+	// keyCursor: sequence number of the next decision read from the log.
+	keyCursor = "wh/cursor"
+	// keyAuditCursor: number of the last audit entry read.
+	keyAuditCursor = "wh/audit"
+	// prefixAlertRule: alert rule id -> rule.
+	prefixAlertRule = "al/r/"
+	// prefixAlert: 8-byte fired time + alert rule id -> alert (firing and
+	// recent); expires after Retention once resolved.
+	prefixAlert = "al/a/"
+	// keyAlertSeeded: present once the default alert rules were stored, so
+	// deleting a default is not undone at the next start.
+	keyAlertSeeded = "al/seeded"
+)
+
+// formatJSON is the format byte of every value this package stores.
+const formatJSON = 0x01
+
+func duePrefix(hookID string) []byte {
+	return append([]byte(prefixDue+hookID), 0)
+}
+
+func dueKey(due int64, hookID, eventID string) []byte {
+	k := binary.BigEndian.AppendUint64(duePrefix(hookID), uint64(due))
+	return append(k, eventID...)
+}
+
+func logPrefix(hookID string) []byte {
+	return append([]byte(prefixLog+hookID), 0)
+}
+
+func logKey(hookID string, at int64, eventID string) []byte {
+	k := binary.BigEndian.AppendUint64(logPrefix(hookID), uint64(at))
+	return append(k, eventID...)
+}
+
+func alertKey(fired int64, ruleID string) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(prefixAlert), uint64(fired))
+	return append(k, ruleID...)
+}
