@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -24,7 +25,7 @@ const (
 )
 
 // keyCanary holds the running canary (canaryState), if any.
-const keyCanary = "cn/state"
+const keyCanary = keyspace.Canary
 
 // Guard is a canary's automatic abort: when, over Window, the canary's
 // deny (challenge) rate exceeds the live version's by more than the

@@ -1,34 +1,38 @@
 package notify
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/riskengine/risk/features/keyspace"
+)
 
 // Badger keys of this package: every prefix is here, and in the table of
 // docs/architecture.md. Values start with formatJSON, then JSON.
 const (
 	// prefixHook: hook id -> hook (with its signing secret).
-	prefixHook = "wh/h/"
+	prefixHook = keyspace.WebhookHook
 	// prefixEvent: event id -> event body as delivered (raw JSON);
 	// expires after Retention.
-	prefixEvent = "wh/e/"
+	prefixEvent = keyspace.WebhookEvent
 	// prefixDue: hook id + 0 + 8-byte due time (Unix ns) + event id ->
 	// task; the outbox, one queue per hook in the order deliveries are
 	// due, so a hook with a backlog costs the others nothing.
-	prefixDue = "wh/q/"
+	prefixDue = keyspace.WebhookDue
 	// prefixLog: hook id + 0 + 8-byte time (Unix ns) + event id -> attempt;
 	// the deliveries log, expiring after Retention.
-	prefixLog = "wh/l/"
+	prefixLog = keyspace.WebhookLog
 	// keyCursor: sequence number of the next decision read from the log.
-	keyCursor = "wh/cursor"
+	keyCursor = keyspace.WebhookCursor
 	// keyAuditCursor: number of the last audit entry read.
-	keyAuditCursor = "wh/audit"
+	keyAuditCursor = keyspace.WebhookAuditCursor
 	// prefixAlertRule: alert rule id -> rule.
-	prefixAlertRule = "al/r/"
+	prefixAlertRule = keyspace.AlertRule
 	// prefixAlert: 8-byte fired time + alert rule id -> alert (firing and
 	// recent); expires after Retention once resolved.
-	prefixAlert = "al/a/"
+	prefixAlert = keyspace.Alert
 	// keyAlertSeeded: present once the default alert rules were stored, so
 	// deleting a default is not undone at the next start.
-	keyAlertSeeded = "al/seeded"
+	keyAlertSeeded = keyspace.AlertSeeded
 )
 
 // formatJSON is the format byte of every value this package stores.

@@ -63,6 +63,21 @@ const (
 	Case         = "cs/"
 )
 
+// Webhooks, their outbox and alerts (package admin/notify), and the running
+// canary publish (package admin).
+const (
+	WebhookHook        = "wh/h/"
+	WebhookEvent       = "wh/e/"
+	WebhookDue         = "wh/q/"
+	WebhookLog         = "wh/l/"
+	WebhookCursor      = "wh/cursor"
+	WebhookAuditCursor = "wh/audit"
+	AlertRule          = "al/r/"
+	Alert              = "al/a/"
+	AlertSeeded        = "al/seeded"
+	Canary             = "cn/state"
+)
+
 // Entry is one registered prefix or key.
 type Entry struct {
 	// Key is the prefix (ending in "/") or the whole key.
@@ -110,5 +125,15 @@ func All() []Entry {
 		{ReviewCursor, "admin/review", "review queue cursor"},
 		{ReviewPolicy, "admin/review", "review policy"},
 		{Case, "admin/review", "cases"},
+		{WebhookHook, "admin/notify", "webhooks with their signing secrets"},
+		{WebhookEvent, "admin/notify", "event bodies as delivered"},
+		{WebhookDue, "admin/notify", "the outbox, one queue per webhook"},
+		{WebhookLog, "admin/notify", "deliveries log"},
+		{WebhookCursor, "admin/notify", "next decision-log sequence number the webhook reader reads"},
+		{WebhookAuditCursor, "admin/notify", "last audit entry the webhook reader read"},
+		{AlertRule, "admin/notify", "alert rules"},
+		{Alert, "admin/notify", "alerts"},
+		{AlertSeeded, "admin/notify", "default alert rules stored once"},
+		{Canary, "admin", "the running canary publish"},
 	}
 }
