@@ -92,7 +92,7 @@ func (cs *Cases) Patch(ctx context.Context, id string, p Patch) (PatchResult, er
 		}
 		if *p.Resolution == ResolutionFraud {
 			for _, d := range c.Decisions {
-				if _, err := cs.cfg.Feedback.Feedback(ctx, d, engine.Label{Label: engine.LabelFraud, Note: "case " + c.ID}); err != nil {
+				if _, err := cs.cfg.Feedback.Feedback(ctx, d, engine.Label{Label: engine.LabelFraud, Note: caseNote(c.ID)}); err != nil {
 					return fmt.Errorf("label decision %s fraud: %w", d, err)
 				}
 				res.Labelled = append(res.Labelled, d)
@@ -192,4 +192,14 @@ func (p *Patch) check(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// caseNote is the note of a label a case applies: the case's id, unless the
+// id's time part alone reads as a card number (then the note could not be
+// stored; the audit entry of the close still names the case).
+func caseNote(id string) string {
+	if engine.LooksLikePAN(id) {
+		return "case"
+	}
+	return "case " + id
 }
