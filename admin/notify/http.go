@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -193,15 +192,7 @@ func bind(c echo.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) && typ.Field != "" {
-			return engine.Invalid(typ.Field, "invalid_type", fmt.Sprintf("%s has the wrong type", typ.Field))
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			name = strings.Trim(name, `"`)
-			return engine.Invalid(name, "unknown_field", fmt.Sprintf("unknown field %q", name))
-		}
-		return engine.Invalid("", "invalid_json", "the body is not valid JSON of the expected shape")
+		return engine.InvalidJSON(err)
 	}
 	if dec.More() {
 		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
