@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
 )
 
 // The console's end-to-end tests drive headless Chromium (Debian's
@@ -81,25 +79,8 @@ func (d *dialogs) all() []string {
 func newConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
 	exe := chromiumPath(t)
-	dir := t.TempDir()
-	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0", "--budget", "5s"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Dev, c.AdminKey = false, ""
-	log := slog.New(slog.DiscardHandler)
-	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
+	a := wiredApp(t, "--budget", "5s")
 	ctx := context.Background()
-	if err := store.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	a, err := wire(ctx, c, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.backtests.Close(context.Background()) })
-	t.Cleanup(func() { _ = a.reviews.Close(context.Background()) })
 	env := &consoleEnv{t: t, app: a, keys: map[engine.Role]string{}, dialogs: &dialogs{}, shots: os.Getenv("RISK_CONSOLE_SCREENSHOTS") == "1"}
 	for _, role := range []engine.Role{engine.RoleAnalyst, engine.RoleAuditor, engine.RoleAdmin, engine.RoleGateway} {
 		_, secret, err := a.keys.Create(ctx, "console-"+string(role), role)

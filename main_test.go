@@ -27,7 +27,6 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server/client"
 	"github.com/riskengine/risk/server/openapi/openapitest"
 )
@@ -301,26 +300,8 @@ var pathParam = regexp.MustCompile(`:[^/]+|\*`)
 // unknown key are 401, a key of a role outside rolePolicy is 403, a key of
 // a role inside it (and an admin key) gets through.
 func TestEveryRouteHasARole(t *testing.T) {
-	dir := t.TempDir()
-	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Dev, c.AdminKey = false, ""
-	log := slog.New(slog.DiscardHandler)
-	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
+	app := wiredApp(t)
 	ctx := context.Background()
-	if err := store.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	app, err := wire(ctx, c, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
-	t.Cleanup(func() { _ = app.reviews.Close(context.Background()) })
-	t.Cleanup(func() { _ = app.notifier.Close(context.Background()) })
 	keys := map[engine.Role]string{}
 	for _, role := range allRoles {
 		_, secret, err := app.keys.Create(ctx, "probe-"+string(role), role)

@@ -96,15 +96,19 @@ func consolePage(path string) bool {
 }
 
 // wiredApp is the service as main wires it, on a fresh data directory,
-// with authentication on.
-func wiredApp(t *testing.T) *app {
+// with the given extra flags; authentication is on unless they hold --dev.
+// Everything it starts is stopped when the test ends.
+func wiredApp(t *testing.T, flags ...string) *app {
 	t.Helper()
 	dir := t.TempDir()
-	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0"}, io.Discard)
+	c, err := parseConfig(append([]string{"--data", dir, "--addr", "127.0.0.1:0"}, flags...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Dev, c.AdminKey = false, ""
+	if !slices.Contains(flags, "--dev") {
+		c.Dev = false
+	}
+	c.AdminKey = ""
 	log := slog.New(slog.DiscardHandler)
 	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
 	ctx := context.Background()
@@ -118,5 +122,6 @@ func wiredApp(t *testing.T) *app {
 	}
 	t.Cleanup(func() { _ = a.backtests.Close(context.Background()) })
 	t.Cleanup(func() { _ = a.reviews.Close(context.Background()) })
+	t.Cleanup(func() { _ = a.notifier.Close(context.Background()) })
 	return a
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/riskengine/risk/features"
 )
 
 // TestWebhookDeliveredAfterSIGKILL: a decision acknowledged right before
@@ -103,25 +99,7 @@ func TestWebhookDeliveredAfterSIGKILL(t *testing.T) {
 // alert.resolved, signed. A review rule's item first raises
 // decision.review.
 func TestCanaryGuardEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	c, err := parseConfig([]string{"--data", dir, "--addr", "127.0.0.1:0", "--dev", "--webhook-allow-private"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
-	ctx := context.Background()
-	if err := store.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	app, err := wire(ctx, c, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = app.notifier.Close(context.Background()) })
-	t.Cleanup(func() { _ = app.reviews.Close(context.Background()) })
-	t.Cleanup(func() { _ = app.backtests.Close(context.Background()) })
+	app := wiredApp(t, "--dev", "--webhook-allow-private")
 	ts := httptest.NewServer(app.server.Handler())
 	t.Cleanup(ts.Close)
 
