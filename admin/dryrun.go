@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -106,13 +105,9 @@ type dryRunRecordedJSON struct {
 }
 
 func (d *DryRun) handle(c echo.Context) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, d.cfg.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", d.cfg.MaxBodyBytes))
-	}
+	body, err := readBody(c, d.cfg.MaxBodyBytes)
 	if err != nil {
-		return engine.Invalid("", "unreadable_body", "the body could not be read")
+		return err
 	}
 	var in dryRunJSON
 	if err := decodeJSON(body, &in); err != nil {

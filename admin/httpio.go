@@ -18,11 +18,15 @@ import (
 
 // readBody reads the whole request body, refusing more than MaxBodyBytes.
 func (a *API) readBody(c echo.Context) ([]byte, error) {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, a.cfg.MaxBodyBytes)
+	return readBody(c, a.cfg.MaxBodyBytes)
+}
+
+func readBody(c echo.Context, max int64) ([]byte, error) {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, max)
 	body, err := io.ReadAll(r)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", a.cfg.MaxBodyBytes))
+		return nil, engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", max))
 	}
 	if err != nil {
 		return nil, engine.Invalid("", "unreadable_body", "the body could not be read")
@@ -33,7 +37,15 @@ func (a *API) readBody(c echo.Context) ([]byte, error) {
 // bind decodes the JSON body into v, refusing unknown fields. An empty body
 // is an error unless optional.
 func (a *API) bind(c echo.Context, v any, optional bool) error {
-	body, err := a.readBody(c)
+	return Bind(c, v, a.cfg.MaxBodyBytes, optional)
+}
+
+// Bind decodes the JSON request body into v, refusing unknown fields and
+// more than max bytes; an empty body is an error unless optional. Every
+// error is a *engine.FieldError. The admin API and its subpackages (review,
+// notify) read their bodies through it.
+func Bind(c echo.Context, v any, max int64, optional bool) error {
+	body, err := readBody(c, max)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,7 @@
 package notify
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -174,28 +170,5 @@ func record(c echo.Context, audit *admin.Audit, action, target string, before, a
 	return nil
 }
 
-// bind decodes the JSON body into v, refusing unknown fields and more than
-// maxBody bytes.
-func bind(c echo.Context, v any) error {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
-	body, err := io.ReadAll(r)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", maxBody))
-	}
-	if err != nil {
-		return engine.Invalid("", "unreadable_body", "the body could not be read")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return engine.Invalid("", "invalid_json", "the body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return engine.InvalidJSON(err)
-	}
-	if dec.More() {
-		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
-	}
-	return nil
-}
+// bind decodes the JSON body into v (admin.Bind), at most maxBody bytes.
+func bind(c echo.Context, v any) error { return admin.Bind(c, v, maxBody, false) }

@@ -1,12 +1,7 @@
 package review
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -53,34 +48,9 @@ type handlers struct {
 	cs *Cases
 }
 
-// bind decodes the JSON body into v, refusing unknown fields and more than
-// maxBody bytes. An empty body is an error unless optional.
-func bind(c echo.Context, v any, optional bool) error {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, maxBody)
-	body, err := io.ReadAll(r)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return engine.Invalid("", "body_too_large", fmt.Sprintf("the body is larger than %d bytes", maxBody))
-	}
-	if err != nil {
-		return engine.Invalid("", "unreadable_body", "the body could not be read")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
-			return nil
-		}
-		return engine.Invalid("", "invalid_json", "the body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return engine.InvalidJSON(err)
-	}
-	if dec.More() {
-		return engine.Invalid("", "invalid_json", "the body must hold exactly one JSON value")
-	}
-	return nil
-}
+// bind decodes the JSON body into v (admin.Bind), at most maxBody bytes;
+// an empty body is an error unless optional.
+func bind(c echo.Context, v any, optional bool) error { return admin.Bind(c, v, maxBody, optional) }
 
 // queryInt parses an optional integer query parameter within [lo, hi]; def
 // when absent.
