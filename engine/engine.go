@@ -189,11 +189,9 @@ func (e *Engine) Decide(ctx context.Context, p Payment, raw []byte) (rec *Record
 	case err != nil:
 		// The decision could not be recorded: answer with the fallback so
 		// the payment path still gets an answer, and say why. A retry is
-		// decided afresh.
-		// The cause says so even when the decision was degraded before:
+		// decided afresh. The cause replaces an earlier one (markDegraded):
 		// that it was not recorded is what the gateway must know.
 		e.degrade(rec, CauseDecisionStoreUnavailable, fmt.Errorf("decision store: %w", err))
-		rec.DegradedCause = CauseDecisionStoreUnavailable
 		rec.Seq = 0
 	}
 	if e.cfg.Observer != nil {
@@ -289,7 +287,7 @@ func (e *Engine) degrade(rec *Record, cause Cause, err error) {
 // cause stays, except that a decision the store could not record says so.
 func (e *Engine) markDegraded(rec *Record, cause Cause) {
 	rec.Degraded = true
-	if rec.DegradedCause == "" {
+	if rec.DegradedCause == "" || cause == CauseDecisionStoreUnavailable {
 		rec.DegradedCause = cause
 	}
 	fb := e.cfg.Fallback
