@@ -16,10 +16,10 @@
 package kvtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -258,14 +258,25 @@ func scanKeys(t *testing.T, db kv.DB, prefix []byte, opt kv.ScanOptions) []strin
 
 func wantKeys(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
-	if len(got) != len(want) {
+	if slices.Equal(got, want) {
+		return
+	}
+	if len(got) <= 20 && len(want) <= 20 {
 		t.Errorf("%s = %q, want %q", what, got, want)
 		return
 	}
-	for i := range got {
-		if !bytes.Equal([]byte(got[i]), []byte(want[i])) {
-			t.Errorf("%s = %q, want %q", what, got, want)
-			return
-		}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
 	}
+	t.Errorf("%s: %d keys, want %d; they first differ at index %d: %q, want %q",
+		what, len(got), len(want), i, at(got, i), at(want, i))
+}
+
+// at returns s[i], or "(none)" past its end.
+func at(s []string, i int) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return "(none)"
 }
