@@ -116,7 +116,7 @@ type app struct {
 // wire loads definitions, lists and the live rule set, and builds the
 // engine and the HTTP server on an open store.
 func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger) (*app, error) {
-	lists := features.NewLists(store.DB(), nil)
+	lists := features.NewLists(store.KV(), nil)
 	if err := lists.Load(); err != nil {
 		return nil, err
 	}
