@@ -102,7 +102,7 @@ const scanPage = 500
 func (d *Decisions) ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error {
 	for {
 		rows, err := d.db.Pool.Query(ctx, "SELECT "+recordColumns+` FROM decisions
-			WHERE seq >= $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+			WHERE seq >= $1 AND xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
 			ORDER BY seq LIMIT $2`, int64(from), scanPage)
 		if err != nil {
 			return fmt.Errorf("scan decisions: %w", err)

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +143,77 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 	want := []uint64{before.Seq, held, after[0].Seq, after[1].Seq}
 	if got := scanAll(t, d, 0); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("scan after the commit: %v, want %v", got, want)
+	}
+}
+
+// TestDecisionsScanRecordsCursorNeverSkips follows the log with a cursor
+// while two nodes commit: every committed seq must be seen exactly once,
+// which fails if a lower seq ever became visible after a higher one was
+// returned.
+func TestDecisionsScanRecordsCursorNeverSkips(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := testSchema(t, url)
+	db := openDB(t, url, schema)
+	nodes := []*postgres.Decisions{
+		newDecisions(t, db, postgres.DecisionOptions{MaxBatch: 4}),
+		newDecisions(t, openDB(t, url, schema), postgres.DecisionOptions{MaxBatch: 4}),
+	}
+	if err := nodes[0].EnsurePartition(context.Background(), jan2026); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 25
+	committed := make(chan uint64, writers*each)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					rec := record(fmt.Sprintf("tx_%d_%d", w, i), jan2026, "acc", "fp", engine.Allow)
+					if err := nodes[w%2].Commit(context.Background(), rec); err != nil {
+						t.Errorf("commit: %v", err)
+						return
+					}
+					committed <- rec.Seq
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+
+	var seen []uint64
+	var cursor uint64
+	follow := func() {
+		err := nodes[1].ScanRecords(context.Background(), cursor, func(rec *engine.Record) error {
+			seen = append(seen, rec.Seq)
+			cursor = rec.Seq + 1
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			follow()
+		}
+	}
+	waitSettled(t, db)
+	follow()
+	close(committed)
+	var want []uint64
+	for s := range committed {
+		want = append(want, s)
+	}
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		t.Errorf("followed %d seqs, committed %d:\nseen %v\nwant %v", len(seen), len(want), seen, want)
 	}
 }

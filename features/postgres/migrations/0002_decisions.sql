@@ -89,15 +89,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
     seqs bigint[];
 BEGIN
-    PERFORM pg_advisory_lock(1919509350); -- 'rdsq'
     BEGIN
+        PERFORM pg_advisory_lock(1919185777); -- 'rdsq'
         PERFORM pg_current_xact_id();
         SELECT array_agg(nextval('decisions_seq') ORDER BY i) INTO seqs FROM generate_series(1, n) AS i;
+        PERFORM pg_advisory_unlock(1919185777);
     EXCEPTION WHEN query_canceled OR others THEN
-        PERFORM pg_advisory_unlock(1919509350);
+        -- A session lock outlives the transaction: never leave it held.
+        -- Unlocking a lock not held is only a warning.
+        PERFORM pg_advisory_unlock(1919185777);
         RAISE;
     END;
-    PERFORM pg_advisory_unlock(1919509350);
     RETURN seqs;
 END
 $$;
