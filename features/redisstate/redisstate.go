@@ -121,7 +121,7 @@ type Store struct {
 	ready atomic.Bool
 	// stripes serialise this node's writes to one entity, so optimistic
 	// retries race the other nodes only, not this node's own goroutines.
-	stripes [64]sync.Mutex
+	stripes  [64]sync.Mutex
 	builtKey string
 }
 
