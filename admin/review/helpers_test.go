@@ -99,7 +99,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 	if err := s.store.SetDefinitions(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	s.lists = features.NewLists(s.store.DB(), c.now)
+	s.lists = features.NewLists(s.store.KV(), c.now)
 	if err := s.lists.Load(); err != nil {
 		t.Fatal(err)
 	}
