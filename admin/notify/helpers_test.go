@@ -79,7 +79,7 @@ func newStack(t testing.TB, opts ...option) *stack {
 	if err := s.store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.audit = admin.NewAudit(s.store.DB(), c.now)
+	s.audit = admin.NewAudit(s.store.KV(), c.now)
 	set, err := rules.Compile(testSpec, rules.Env{}, 1)
 	if err != nil {
 		t.Fatal(err)

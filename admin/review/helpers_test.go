@@ -109,7 +109,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 			t.Fatal(err)
 		}
 	}
-	s.audit = admin.NewAudit(s.store.DB(), c.now)
+	s.audit = admin.NewAudit(s.store.KV(), c.now)
 	lim, err := features.NewLimiter(s.store, features.LimiterOptions{Compile: compilePredicate, Lists: s.lists, Audit: admin.LimitsAudit(s.audit), Now: c.now})
 	if err != nil {
 		t.Fatal(err)
