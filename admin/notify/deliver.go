@@ -214,7 +214,9 @@ func (n *Notifier) attempt(ctx context.Context, h Hook, dt dueTask) bool {
 		return true
 	}
 	if err != nil {
-		n.cfg.Log.Error("webhooks: read event", "event_id", t.EventID, "err", err)
+		if ctx.Err() == nil { // not shutting down
+			n.cfg.Log.Error("webhooks: read event", "event_id", t.EventID, "err", err)
+		}
 		return false
 	}
 	at := n.now()

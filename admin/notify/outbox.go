@@ -16,7 +16,7 @@ import (
 )
 
 // maxWrites bounds the writes of one transaction of the reader, well
-// below Badger's transaction size limit (kv.ErrTooBig).
+// below what a store accepts in one (Badger's size limit, kv.ErrTooBig).
 const maxWrites = 4000
 
 var errChunk = errors.New("chunk full")

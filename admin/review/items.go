@@ -257,8 +257,8 @@ func (q *Queue) CloseItem(ctx context.Context, id string, c Closing) (Item, *eng
 	now := q.now()
 	it.Status, it.Assignee, it.Resolution, it.Note, it.Tags, it.ClosedAt = StatusClosed, who, c.Resolution, c.Note, c.Tags, now
 	it.ClaimExpiresAt = time.Time{}
-	// The label is applied already: the item is closed even if the caller
-	// has gone meanwhile, as it was before ctx reached the store.
+	// The label is applied already, so the item is closed even when the
+	// caller has gone meanwhile; a retry would label the decision again.
 	err = q.cfg.DB.Update(context.WithoutCancel(ctx), func(tx kv.Tx) error {
 		if err := tx.Delete(timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID)); err != nil {
 			return err
