@@ -26,6 +26,8 @@ const (
 	defaultAddr     = ":8080"
 	defaultDataDir  = "./data"
 	shutdownTimeout = 15 * time.Second
+	// readyTimeout bounds the store checks of one /readyz.
+	readyTimeout = 2 * time.Second
 	// defaultGCPercent is the garbage collector's target when GOGC is not
 	// set. The window cache is a large, long-lived heap that every
 	// collection marks; at Go's default of 100 marking took about a fifth

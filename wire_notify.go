@@ -16,7 +16,6 @@ import (
 	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/server"
 )
@@ -66,19 +65,19 @@ func (n *notifier) Close(ctx context.Context) error {
 // before the store. Every decision read from the log feeds the live rates
 // of the alerts and the guardrails of api (canary guard, rule guard),
 // whose breaches fire alerts.
-func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
+func wireNotify(ctx context.Context, c config, st *storage, audit *admin.Audit, api *admin.API, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
 	var alerts *notify.Alerts
 	hooks := notify.New(notify.Config{
-		DB: store.KV(), Decisions: store, Audit: audit,
+		DB: st.kv, Decisions: st.decisions, Audit: audit,
 		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
-		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
 		OnRecord: func(rec *engine.Record) {
 			alerts.Observe(rec)
 			api.Observe(context.Background(), rec)
 		},
 		Log: log,
 	})
-	alerts = notify.NewAlerts(notify.AlertsConfig{DB: store.KV(), Notifier: hooks, Log: log})
+	alerts = notify.NewAlerts(notify.AlertsConfig{DB: st.kv, Notifier: hooks, Log: log})
 	api.OnGuard(func(ctx context.Context, ev admin.GuardEvent) {
 		var err error
 		if ev.Resolved {

@@ -40,11 +40,11 @@ func (c reviewConfig) validate() error {
 // (--retention). openTxn (reviewEvents) puts review.EventReview
 // ("decision.review") in the webhook outbox in the transaction that opens
 // each item.
-func wireReview(ctx context.Context, c config, store *features.Store, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger, openTxn func(kv.Tx, review.Item) error) (*review.Queue, error) {
+func wireReview(ctx context.Context, c config, st *storage, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger, openTxn func(kv.Tx, review.Item) error) (*review.Queue, error) {
 	cfg := review.Config{
-		DB: store.KV(), Decisions: store, Feedback: eng, Lists: lists, Audit: audit,
+		DB: st.kv, Decisions: st.decisions, Feedback: eng, Lists: lists, Audit: audit,
 		ClaimTTL: c.Review.ClaimTTL, Retention: c.Retention, Log: log,
-		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
 		OpenTxn:  openTxn,
 	}
 	q := review.NewQueue(cfg)

@@ -42,9 +42,12 @@ type FeatureState interface {
 	Empty(ctx context.Context) (bool, error)
 	SetDefinitions(defs []features.Definition) error
 	Definitions() []features.Definition
-	Rebuild(ctx context.Context, history interface {
-		ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error
-	}, progress func(done int)) error
+	Rebuild(ctx context.Context, history History, progress func(done int)) error
+}
+
+// History is the decision log a rebuild of the feature state reads.
+type History interface {
+	ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error
 }
 
 // Store is a node's view of the cluster's stores. It implements
