@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) kv.DB) {
 		{"UpdateAtomic", testUpdateAtomic},
 		{"ReadYourWrites", testReadYourWrites},
 		{"ViewIsolation", testViewIsolation},
+		{"ViewIsReadOnly", testViewIsReadOnly},
 		{"Conflicts", testConflicts},
 		{"CancelledContext", testCancelledContext},
 	}
