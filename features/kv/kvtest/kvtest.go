@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) kv.DB) {
 		{"ScanAllFF", testScanAllFF},
 		{"ScanEmptyPrefix", testScanEmptyPrefix},
 		{"ScanManyWithWrites", testScanManyWithWrites},
+		{"ScanDeleting", testScanDeleting},
 		{"UpdateAtomic", testUpdateAtomic},
 		{"ReadYourWrites", testReadYourWrites},
 		{"ViewIsolation", testViewIsolation},
