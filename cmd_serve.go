@@ -129,7 +129,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	}
 	// One audit trail instance for every writer: it numbers entries in
 	// memory. Pass it to admin.New as Config.Audit.
-	audit := admin.NewAudit(store.DB(), nil)
+	audit := admin.NewAudit(store.KV(), nil)
 	limiter, err := features.NewLimiter(store, features.LimiterOptions{
 		Compile: compilePaymentPredicate, Lists: lists, Audit: admin.LimitsAudit(audit),
 	})
@@ -145,7 +145,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), FallbackByMerchant: c.FallbackByMerchant,
 		Observer: metrics, Log: log,
 	})
-	versions := admin.NewVersions(store.DB(), nil)
+	versions := admin.NewVersions(store.KV(), nil)
 	env := rules.Env{Features: featureNames(store), Lists: lists}
 	ruleFile, err := readOptional(c.RulesFile, "rules")
 	if err != nil {
@@ -154,7 +154,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err := admin.LoadRules(versions, lists, env, ruleFile, c.RulesFile, func(s *rules.Set) { eng.SetRules(s) }); err != nil {
 		return nil, err
 	}
-	keys := admin.NewKeys(store.DB(), audit, nil)
+	keys := admin.NewKeys(store.KV(), audit, nil)
 	if err := keys.Load(); err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	// The analysts' API: draft rules, publish and versions, lists,
 	// features and the audit trail (docs/admin-api.md).
 	api := admin.New(admin.Config{
-		DB: store.DB(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit, Log: log,
+		DB: store.KV(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit, Log: log,
 	})
 	if err := api.Load(); err != nil {
 		return nil, err

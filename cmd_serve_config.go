@@ -60,6 +60,7 @@ type config struct {
 	RateBurst          int
 	Review             reviewConfig
 	Notify             notifyConfig
+	Cluster            clusterConfig
 	// Version is --version: print the build and exit; nothing else is
 	// parsed or validated.
 	Version bool
@@ -105,6 +106,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.RateBurst, "rate-burst", ev.Int("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
 	reviewFlags(fs, &c.Review, &ev)
 	notifyFlags(fs, &c.Notify, &ev)
+	clusterFlags(fs, &c.Cluster)
 	fs.BoolVar(&c.Version, "version", false, "print the version, commit and Go version, and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -146,6 +148,8 @@ func (c config) validate() error {
 		return c.Review.validate()
 	case c.Notify.validate() != nil:
 		return c.Notify.validate()
+	case c.Cluster.validate() != nil:
+		return c.Cluster.validate()
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
 	case c.AdminKey != "" && (len(c.AdminKey) < admin.MinKeyLen || len(c.AdminKey) > admin.MaxKeyLen):
