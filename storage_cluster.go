@@ -88,7 +88,8 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return nil
 		},
-		watch:  pg.Watch,
+		watch:          pg.Watch,
+		reloadFeatures: cs.LoadDefinitions,
 		leader: leader.IsLeader,
 		start: func(context.Context) error {
 			go func() {
