@@ -90,7 +90,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 		},
 		watch:          pg.Watch,
 		reloadFeatures: cs.LoadDefinitions,
-		leader: leader.IsLeader,
+		leader:         leader.IsLeader,
 		start: func(context.Context) error {
 			go func() {
 				defer close(done)
