@@ -156,3 +156,23 @@ func TestDecisionsMaintain(t *testing.T) {
 		t.Errorf("partitions %v, want %v", got, want)
 	}
 }
+
+// TestPartitionViolationIsRecognised provokes the error a batch gets when a
+// partition is attached while it is routed to the default one, which the
+// committer answers by routing the batch again.
+func TestPartitionViolationIsRecognised(t *testing.T) {
+	t.Parallel()
+	d, db := newLog(t)
+	ctx := context.Background()
+	if err := d.EnsurePartition(ctx, jan2026); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.Pool.Exec(ctx, `INSERT INTO decisions_default (seq, decision_id, transaction_id, outcome, score, ruleset_version, evaluated_at, record)
+		VALUES (1, 'dec_x', 'tx_x', 'allow', 0, 0, $1, '{}')`, jan2026)
+	if !postgres.IsPartitionViolation(err) {
+		t.Errorf("insert into the default partition for an attached month: %v, not recognised", err)
+	}
+	if postgres.IsPartitionViolation(errors.New("other")) || postgres.IsPartitionViolation(nil) {
+		t.Error("other errors recognised")
+	}
+}
