@@ -190,6 +190,9 @@ func (d *Decisions) Commit(ctx context.Context, rec *engine.Record) error {
 	if err != nil {
 		return err
 	}
+	if err := checkStorable(rec, doc); err != nil {
+		return err
+	}
 	req := &commitReq{rec: rec, doc: doc, done: make(chan error, 1)}
 	select {
 	case d.commits <- req:

@@ -62,3 +62,32 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckStorable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*engine.Record)
+		ok   bool
+	}{
+		{"plain", func(*engine.Record) {}, true},
+		{"backslash u0000 as text", func(r *engine.Record) { r.Payment.Attributes = map[string]any{"a": `\u0000`} }, true},
+		{"three backslashes then NUL", func(r *engine.Record) { r.Payment.Attributes = map[string]any{"a": "\\\x00"} }, false},
+		{"NUL in an attribute", func(r *engine.Record) { r.Payment.Attributes = map[string]any{"a": "x\x00y"} }, false},
+		{"NUL in an attribute name", func(r *engine.Record) { r.Payment.Attributes = map[string]any{"a\x00": "x"} }, false},
+		{"NUL in the account", func(r *engine.Record) { r.Payment.Account.ID = "a\x00" }, false},
+		{"invalid UTF-8 in the card", func(r *engine.Record) { r.Payment.Card.Fingerprint = "\xff" }, false},
+		{"NUL in the request body", func(r *engine.Record) { r.Request = []byte("{\x00}") }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &engine.Record{Decision: engine.Decision{ID: "dec_x", TransactionID: "tx"}}
+			tc.edit(rec)
+			doc, err := encodeRecord(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkStorable(rec, doc); (err == nil) != tc.ok {
+				t.Errorf("checkStorable: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -304,3 +304,32 @@ func TestDecisionsLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionsUnstorableText: what PostgreSQL cannot store is refused
+// before it joins a batch, so it fails alone; the near misses store.
+func TestDecisionsUnstorableText(t *testing.T) {
+	t.Parallel()
+	d, _ := newLog(t)
+	ctx := context.Background()
+	bad := record("tx_bad", jan2026, "acc\x00", "fp", engine.Allow)
+	if err := d.Commit(ctx, bad); err == nil {
+		t.Error("commit of a NUL account id: no error")
+	}
+	bad = record("tx_bad2", jan2026, "acc", "fp", engine.Allow)
+	bad.Payment.Attributes = map[string]any{"note": "a\x00b"}
+	if err := d.Commit(ctx, bad); err == nil {
+		t.Error("commit of a NUL attribute: no error")
+	}
+	good := record("tx_good", jan2026, "acc", "fp", engine.Allow)
+	good.Payment.Attributes = map[string]any{"note": `\u0000 is text here`}
+	good.Request = []byte("raw\x00bytes\xff")
+	commit(t, d, good)
+	got, err := d.Lookup(ctx, "tx_good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, "near misses", got, good)
+	if st := d.Stats(); st.Failed != 0 {
+		t.Errorf("stats %+v: a batch failed", st)
+	}
+}
