@@ -122,16 +122,27 @@ type LimiterSources struct {
 // expression needs opts.Compile). It does no I/O; call Load before the
 // first decision.
 func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
+	src, err := s.LimiterSources()
+	if err != nil {
+		return nil, err
+	}
+	return NewLimiterOn(src, opts)
+}
+
+// LimiterSources are the store's sources for a Limiter: its kv.DB, its
+// daily spend, its decision log. The store must keep the daily spend
+// (Options.LimitsEntity).
+func (s *Store) LimiterSources() (LimiterSources, error) {
 	f := s.spent()
 	if f == nil {
-		return nil, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
+		return LimiterSources{}, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
 	}
-	return NewLimiterOn(LimiterSources{
+	return LimiterSources{
 		DB: s.KV(), Spend: s, Decisions: s, Kind: s.opts.LimitsEntity,
 		MarkerTTL: s.opts.Retention + 30*24*time.Hour,
 		Corrupt:   func() { s.ws.corrupt.Add(1) },
 		Seed:      func(now time.Time) error { return f.spend.seedFrom(s.db, f, now.Unix()) },
-	}, opts)
+	}, nil
 }
 
 // NewLimiterOn returns a Limiter on src; NewLimiter is it on a Badger

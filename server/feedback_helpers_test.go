@@ -72,7 +72,7 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 			t.Fatal(err)
 		}
 	}
-	s.audit = admin.NewAudit(s.store.DB(), s.clock.now)
+	s.audit = admin.NewAudit(s.store.KV(), s.clock.now)
 	var lim *features.Limiter
 	if limits {
 		lim, err = features.NewLimiter(s.store, features.LimiterOptions{

@@ -61,7 +61,7 @@ func newLive(tb testing.TB, defs []features.Definition, spec rules.Spec) *live {
 		tb.Fatal(err)
 	}
 	l.engine = engine.New(engine.Config{Store: l.store, Features: l.store, Now: now, Budget: time.Second})
-	l.versions = admin.NewVersions(l.store.DB(), now)
+	l.versions = admin.NewVersions(l.store.KV(), now)
 	if _, err := l.versions.Publish(spec, l.env(), "test", "", func(s *rules.Set) { l.engine.SetRules(s) }); err != nil {
 		tb.Fatal(err)
 	}

@@ -85,8 +85,8 @@ func (d *Decisions) Count(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// scanPage is how many records ScanRecords reads per query.
-const scanPage = 500
+// recordPage is how many records ScanRecords reads per query.
+const recordPage = 500
 
 // ScanRecords calls fn for every stored decision with sequence number >=
 // from, in sequence order, until fn returns an error (returned as is) or
@@ -103,7 +103,7 @@ func (d *Decisions) ScanRecords(ctx context.Context, from uint64, fn func(rec *e
 	for {
 		rows, err := d.db.Pool.Query(ctx, "SELECT "+recordColumns+` FROM decisions
 			WHERE seq >= $1 AND xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-			ORDER BY seq LIMIT $2`, int64(from), scanPage)
+			ORDER BY seq LIMIT $2`, int64(from), recordPage)
 		if err != nil {
 			return fmt.Errorf("scan decisions: %w", err)
 		}
@@ -120,7 +120,7 @@ func (d *Decisions) ScanRecords(ctx context.Context, from uint64, fn func(rec *e
 			}
 			from = rec.Seq + 1
 		}
-		if len(page) < scanPage {
+		if len(page) < recordPage {
 			return nil
 		}
 	}
