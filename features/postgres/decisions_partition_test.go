@@ -9,6 +9,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 // partitionOf returns the table holding the decision of a transaction.
@@ -142,8 +143,8 @@ func TestDecisionsDropBefore(t *testing.T) {
 
 func TestDecisionsMaintain(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	db := openDB(t, url, testSchema(t, url))
+	url := pgtest.URL(t)
+	db := openDB(t, url, pgtest.Schema(t, url))
 	now := time.Date(2027, 11, 15, 0, 0, 0, 0, time.UTC)
 	d := newDecisions(t, db, postgres.DecisionOptions{Retention: 90 * 24 * time.Hour, Now: func() time.Time { return now }})
 	commit(t, d, record("tx_old", time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC), "acc", "fp", engine.Allow),

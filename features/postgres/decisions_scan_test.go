@@ -10,6 +10,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 // scanAll returns the sequence numbers ScanRecords yields from from.
@@ -152,8 +153,8 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 // returned.
 func TestDecisionsScanRecordsCursorNeverSkips(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := testSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
 	db := openDB(t, url, schema)
 	nodes := []*postgres.Decisions{
 		newDecisions(t, db, postgres.DecisionOptions{MaxBatch: 4}),

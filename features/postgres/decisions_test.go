@@ -9,6 +9,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 func TestDecisionsRoundTrip(t *testing.T) {
@@ -74,8 +75,8 @@ func TestDecisionsNotFound(t *testing.T) {
 // goroutines through two decision logs on one database, as two nodes would.
 func TestDecisionsDuplicateAcrossNodes(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := testSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
 	nodes := []*postgres.Decisions{
 		newDecisions(t, openDB(t, url, schema), postgres.DecisionOptions{}),
 		newDecisions(t, openDB(t, url, schema), postgres.DecisionOptions{}),
