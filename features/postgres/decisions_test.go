@@ -376,3 +376,45 @@ func TestDecisionsCloseDrains(t *testing.T) {
 		t.Errorf("count %d, %v; want %d", c, err, n)
 	}
 }
+
+// TestDecisionsFailedBatch: when the batch's transaction fails every commit
+// in it fails, and none is acknowledged.
+func TestDecisionsFailedBatch(t *testing.T) {
+	t.Parallel()
+	d, db := newLog(t)
+	h := hold(d, false)
+	h.queued.Add(1)
+	first := make(chan error, 1)
+	go func() { first <- d.Commit(context.Background(), record("tx_0", jan2026, "acc", "fp", engine.Allow)) }()
+	<-h.started
+	const n = 4
+	h.queued.Add(n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- d.Commit(context.Background(), record(fmt.Sprintf("tx_%d", i+1), jan2026, "acc", "fp", engine.Allow))
+		}()
+	}
+	h.queued.Wait()
+	// Make the held second batch fail: a claim row of its first id that
+	// decisions does not back, as an inconsistent store would have.
+	if _, err := db.Pool.Exec(context.Background(),
+		"INSERT INTO decision_txids VALUES ('tx_1', 'dec_x', $1)", jan2026); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	for range n {
+		if err := <-errs; err == nil {
+			t.Error("a commit of the failed batch succeeded")
+		}
+	}
+	if st := d.Stats(); st.Failed != 1 || st.Batches != 2 {
+		t.Errorf("stats %+v, want 1 failed batch of 2", st)
+	}
+	if c, err := d.Count(context.Background()); err != nil || c != 1 {
+		t.Errorf("count %d, %v; want only the first batch's 1", c, err)
+	}
+}
