@@ -136,6 +136,9 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 	if got := scanAll(t, d, held); len(got) != 0 {
 		t.Errorf("scan from the held seq: %v, want nothing yet", got)
 	}
+	if s, err := d.SettledSeq(ctx); err != nil || s >= held {
+		t.Errorf("settled seq %d, %v while seq %d is uncommitted; want below it", s, err, held)
+	}
 
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -144,6 +147,9 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 	want := []uint64{before.Seq, held, after[0].Seq, after[1].Seq}
 	if got := scanAll(t, d, 0); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("scan after the commit: %v, want %v", got, want)
+	}
+	if s, err := d.SettledSeq(ctx); err != nil || s != after[1].Seq {
+		t.Errorf("settled seq %d, %v; want %d", s, err, after[1].Seq)
 	}
 }
 
