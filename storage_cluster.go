@@ -88,8 +88,9 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return nil
 		},
-		watch:  pg.Watch,
-		leader: leader.IsLeader,
+		watch:          pg.Watch,
+		reloadFeatures: cs.LoadDefinitions,
+		leader:         leader.IsLeader,
 		start: func(context.Context) error {
 			go func() {
 				defer close(done)
