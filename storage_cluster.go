@@ -66,7 +66,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 		lastSeq: func() uint64 {
 			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			n, err := decisions.LastSeq(lctx)
+			n, err := decisions.SettledSeq(lctx)
 			if err != nil {
 				log.Error("read the last decision sequence number", "err", err)
 			}
