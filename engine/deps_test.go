@@ -32,8 +32,8 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: module + "/admin/notify", forbidden: []string{module + "/server"}},
 		// Each outside system behind its own package.
 		{pkg: module + "/features/postgres", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/redis/", "github.com/dgraph-io/badger"}},
-		{pkg: module + "/features/redisstate", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx", "github.com/dgraph-io/badger"}},
-		{pkg: module + "/features/cluster", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx", "github.com/redis/", "github.com/dgraph-io/badger"}},
+		{pkg: module + "/features/redisstate", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx"}},
+		{pkg: module + "/features/cluster", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx", "github.com/redis/"}},
 		{pkg: module + "/features/kv", stdOnly: true},
 	}
 	for _, tt := range tests {
