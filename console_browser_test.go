@@ -57,10 +57,8 @@ func TestConsole(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`#search-go`)),
 		)
 		// The list before the search already holds decision links: wait for the
-		// results page itself, not for any link. Only the results page renders
-		// the id as the input's value attribute (typing sets the property), and
-		// a selector wait, unlike a poll, survives the navigation in between.
-		e.run("results page", chromedp.WaitVisible(chromedp.CSS(`input[name=transaction_id][value="tx_console_1"]`)))
+		// results page itself, not for any link.
+		e.waitFor("the results page", `location.search.includes("transaction_id=tx_console_1") && document.readyState === "complete"`)
 		e.run("results", chromedp.WaitVisible(chromedp.CSS(`a.decision-link`)))
 		if n := value(e, "count results", chromedp.Evaluate[int](`document.querySelectorAll("a.decision-link").length`)); n != 1 {
 			e.t.Fatalf("search by transaction id found %d decisions, want 1", n)

@@ -21,6 +21,16 @@ import (
 // a few thousand rules or a batch of some 50,000 list items.
 const DefaultMaxBodyBytes = 8 << 20
 
+// FeatureDefinitions holds the live feature definitions: the Badger store
+// on one node, the shared definitions in cluster mode.
+type FeatureDefinitions interface {
+	Definitions() []features.Definition
+	SetDefinitions(ctx context.Context, defs []features.Definition) error
+	// Status reports the rebuild of a feature's history; ok is false when
+	// none ran.
+	Status(feature string) (st features.BackfillStatus, ok bool)
+}
+
 // Config configures an API. DB, Engine, Versions, Lists and Features are
 // required.
 type Config struct {
@@ -34,7 +44,7 @@ type Config struct {
 	// Lists are the named lists rules read with in_list.
 	Lists *features.Lists
 	// Features holds the feature definitions.
-	Features *features.Store
+	Features FeatureDefinitions
 	// Audit is the trail changes are recorded in; nil means
 	// NewAudit(DB, Now).
 	Audit *Audit

@@ -97,7 +97,7 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 	if err := h.store.SetDefinitions(ctx, defs); err != nil {
 		tb.Fatal(err)
 	}
-	h.lists = features.NewLists(h.store.DB(), h.clock.Now)
+	h.lists = features.NewLists(h.store.KV(), h.clock.Now)
 	if err := h.lists.Load(); err != nil {
 		tb.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 	if err := s.store.SetDefinitions(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	s.lists = features.NewLists(s.store.DB(), s.clock.now)
+	s.lists = features.NewLists(s.store.KV(), s.clock.now)
 	file, err := rules.ParseFile(rules.Sample())
 	if err != nil {
 		t.Fatal(err)

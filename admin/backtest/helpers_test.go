@@ -56,7 +56,7 @@ func newLive(tb testing.TB, defs []features.Definition, spec rules.Spec) *live {
 	if err := l.store.SetDefinitions(ctx, defs); err != nil {
 		tb.Fatal(err)
 	}
-	l.lists = features.NewLists(l.store.DB(), now)
+	l.lists = features.NewLists(l.store.KV(), now)
 	if err := l.lists.Load(); err != nil {
 		tb.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func newEngineServer(t *testing.T) *engineServer {
 			t.Fatal(err)
 		}
 	}
-	lists := features.NewLists(store.DB(), nil)
+	lists := features.NewLists(store.KV(), nil)
 	must(lists.Load())
 	must(admin.LoadDefinitions(ctx, store, nil))
 	names := func() []string {

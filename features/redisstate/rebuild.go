@@ -1,0 +1,123 @@
+package redisstate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riskengine/risk/engine"
+)
+
+// History is the decision log a Rebuild replays: PostgreSQL's in cluster
+// mode, a features.Store's on one node.
+type History interface {
+	// ScanRecords calls fn for every stored decision with sequence number
+	// at or after from, in commit order, until fn returns an error.
+	ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error
+}
+
+// rebuildBatch is how many decisions a Rebuild counts per pair of round
+// trips.
+const rebuildBatch = 512
+
+// Rebuild builds the state of every live group Redis holds no built state
+// for (see Pending) from history, then marks those groups built, which
+// makes their values ready on every node. Only decisions within a group's
+// window of now (Options.Now) are counted. progress, when not nil, is told
+// how many decisions were scanned after each batch.
+//
+// Decisions are counted as Record counts them, once per transaction, so
+// live Records on any node may run meanwhile, and so may a Rebuild on
+// another node: each decision is counted once whichever writes it first.
+// A group already built is left alone; a Rebuild that fails leaves its
+// groups not built, and the next one resumes them (what was counted stays
+// counted).
+//
+// It misses only a decision that a node running other definitions
+// records, into that node's own keys, after the scan passed it: run a
+// Rebuild for a definition change once every node has the new
+// definitions, or again after they all do (it is cheap to repeat: already
+// counted decisions are skipped).
+func (s *Store) Rebuild(ctx context.Context, history History, progress func(done int)) error {
+	l := s.live.Load()
+	pend, err := s.pending(ctx, l)
+	if err != nil {
+		return fmt.Errorf("rebuild feature state: %w", err)
+	}
+	if len(pend) == 0 {
+		return nil
+	}
+	now := s.opts.Now()
+	from := make([]time.Time, len(l.ids)) // the oldest event each pending group counts
+	building := make([]bool, len(l.ids))
+	oldest := now
+	for _, gi := range pend {
+		building[gi] = true
+		from[gi] = now.Add(-l.keep[gi])
+		if from[gi].Before(oldest) {
+			oldest = from[gi]
+		}
+	}
+
+	batch := make([]*engine.Record, 0, rebuildBatch)
+	done := 0
+	flush := func() error {
+		byKey := map[string]*job{}
+		var jobs []*job
+		for _, rec := range batch {
+			for _, k := range l.c.Keys(&rec.Payment, nil) {
+				if !building[k.Group] || rec.Payment.OccurredAt.Before(from[k.Group]) {
+					continue
+				}
+				j := byKey[k.Key]
+				if j == nil {
+					j = &job{key: k, skey: s.stateKey(k)}
+					byKey[k.Key] = j
+					jobs = append(jobs, j)
+				}
+				j.recs = append(j.recs, rec)
+			}
+		}
+		batch = batch[:0]
+		wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+		defer cancel()
+		if err := s.write(wctx, ctx, l, jobs); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(done)
+		}
+		return nil
+	}
+	err = history.ScanRecords(ctx, 1, func(rec *engine.Record) error {
+		done++
+		if rec.TransactionID == "" || rec.Payment.OccurredAt.Before(oldest) {
+			return nil
+		}
+		batch = append(batch, rec)
+		if len(batch) == rebuildBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild feature state: %w", err)
+	}
+
+	marks := make([]any, 0, 2*len(pend))
+	for _, gi := range pend {
+		marks = append(marks, l.ids[gi], now.Unix())
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	if err := s.client.HSet(wctx, s.builtKey, marks...).Err(); err != nil {
+		return fmt.Errorf("rebuild feature state: %w", failed(ctx, "mark built", err))
+	}
+	if _, err := s.pending(ctx, l); err != nil {
+		return fmt.Errorf("rebuild feature state: %w", err)
+	}
+	return nil
+}

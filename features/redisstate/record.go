@@ -1,0 +1,259 @@
+package redisstate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+)
+
+// ErrContended is Record's error when other nodes kept changing an
+// entity's state between its reads and writes for Options.MaxAttempts
+// attempts. The decision is not counted; a retry of Record may count it.
+var ErrContended = errors.New("feature state contended")
+
+// casScript writes one entity's new state if its version is still the one
+// the writer read and none of the writer's transactions is counted yet,
+// and marks them counted. Every key shares the entity's hash tag.
+//
+//	KEYS[1]   the state
+//	KEYS[2..] the transaction marks
+//	ARGV[1]   the version read: 8 bytes, or empty when there was no state
+//	ARGV[2]   the new state
+//	ARGV[3]   the state's lifetime, milliseconds
+//	ARGV[4]   the marks' lifetime, milliseconds
+//
+// It answers {0} when written, {1, i...} when the transactions at the
+// 0-based mark indexes i are already counted (nothing is written), and
+// {2} when the version changed (nothing is written).
+var casScript = redis.NewScript(`
+local counted = {1}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    counted[#counted + 1] = i - 2
+  end
+end
+if #counted > 1 then
+  return counted
+end
+local cur = redis.call('GET', KEYS[1])
+local v = ''
+if cur then
+  v = string.sub(cur, 1, 8)
+end
+if v ~= ARGV[1] then
+  return {2}
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[4])
+end
+return {0}
+`)
+
+// Answers of casScript.
+const (
+	casWritten = 0
+	casCounted = 1
+	casChanged = 2
+)
+
+// job is the records still to be counted into one entity's state.
+type job struct {
+	key  features.StateKey
+	skey string
+	recs []*engine.Record
+}
+
+// Record counts rec, a decision durably stored, into every entity state it
+// touches. It is idempotent per transaction id: a transaction recorded
+// again (a retry, on this node or another) is counted once, so a node may
+// repair a count another died before making by recording again.
+//
+// Each entity takes an optimistic read, apply and compare-and-set; all
+// entities go in one pipeline per step, so an uncontended Record costs two
+// round trips. A state changed by another node between read and write is
+// read again, up to Options.MaxAttempts times (then ErrContended). The call
+// takes at most Options.WriteTimeout; a Redis failure wraps
+// engine.ErrUnavailable.
+func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
+	if rec.TransactionID == "" {
+		return errors.New("record features: decision has no transaction id")
+	}
+	l := s.live.Load()
+	var kbuf [8]features.StateKey
+	keys := l.c.Keys(&rec.Payment, kbuf[:0])
+	if len(keys) == 0 {
+		return nil
+	}
+	jobs := make([]*job, len(keys))
+	stripes := make([]int, 0, len(keys))
+	for i, k := range keys {
+		jobs[i] = &job{key: k, skey: s.stateKey(k), recs: []*engine.Record{rec}}
+		stripes = append(stripes, s.stripe(jobs[i].skey))
+	}
+	// In stripe order, so two Records never wait on each other.
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.stripes[i].Lock()
+		defer s.stripes[i].Unlock()
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	if err := s.write(wctx, ctx, l, jobs); err != nil {
+		return fmt.Errorf("record features of %s: %w", rec.TransactionID, err)
+	}
+	return nil
+}
+
+// write counts each job's records into its state, once per transaction,
+// retrying what other writers changed meanwhile. ctx bounds it; parent is
+// the caller's context, which tells its end from a Redis timeout.
+func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) error {
+	for attempt := 1; len(jobs) > 0; attempt++ {
+		if attempt > s.opts.MaxAttempts {
+			return fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended)
+		}
+		if attempt > 2 {
+			if err := backoff(ctx, attempt); err != nil {
+				return failed(parent, "write feature state", err)
+			}
+		}
+		var err error
+		if jobs, err = s.writeOnce(ctx, parent, l, jobs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backoff waits a random while growing with attempt, up to 20ms, so
+// writers racing for one entity spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// writeOnce makes one attempt at jobs: reads their states in one pipeline,
+// applies the records, and writes the states that changed in another. It
+// returns the jobs left to retry.
+func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]*job, error) {
+	pipe := s.client.Pipeline()
+	gets := make([]*redis.StringCmd, len(jobs))
+	for i, j := range jobs {
+		gets[i] = pipe.Get(ctx, j.skey)
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+
+	type cas struct {
+		j    *job
+		keys []string
+		args []any
+	}
+	writes := make([]cas, 0, len(jobs))
+	for i, j := range jobs {
+		v, err := gets[i].Bytes()
+		var version uint64
+		var state []byte
+		var read any = "" // no state yet
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, failed(parent, "read feature state", err)
+		default:
+			if version, state, err = splitState(v); err != nil {
+				return nil, err
+			}
+			read = v[:versionLen]
+		}
+		next, changed, err := l.c.Apply(j.key, state, j.recs...)
+		if err != nil {
+			return nil, err
+		}
+		if !changed {
+			continue // no feature counts these records: nothing to write
+		}
+		keys := make([]string, 0, 1+len(j.recs))
+		keys = append(keys, j.skey)
+		for _, r := range j.recs {
+			keys = append(keys, s.markKey(j.key, r.TransactionID))
+		}
+		val := binary.BigEndian.AppendUint64(make([]byte, 0, versionLen+len(next)), version+1)
+		val = append(val, next...)
+		ttl := strconv.FormatInt((l.keep[j.key.Group] + s.opts.Margin).Milliseconds(), 10)
+		writes = append(writes, cas{j: j, keys: keys, args: []any{read, val, ttl, ttl}})
+	}
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	run := func(eval func(p redis.Pipeliner, w cas) *redis.Cmd) []*redis.Cmd {
+		pipe := s.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(writes))
+		for i, w := range writes {
+			cmds[i] = eval(pipe, w)
+		}
+		_, _ = pipe.Exec(ctx)
+		return cmds
+	}
+	cmds := run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.EvalSha(ctx, p, w.keys, w.args...) })
+	for _, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			// A server that has not seen the script (new, restarted or
+			// failed over) takes it whole, once.
+			cmds = run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.Eval(ctx, p, w.keys, w.args...) })
+			break
+		}
+	}
+	var left []*job
+	for i, c := range cmds {
+		j := writes[i].j
+		res, err := c.Int64Slice()
+		if err != nil || len(res) == 0 {
+			if err == nil {
+				err = fmt.Errorf("unexpected answer %v", c.Val())
+			}
+			return nil, failed(parent, "write feature state", err)
+		}
+		switch res[0] {
+		case casWritten:
+		case casCounted:
+			j.recs = without(j.recs, res[1:])
+			if len(j.recs) > 0 {
+				left = append(left, j)
+			}
+		case casChanged:
+			left = append(left, j)
+		default:
+			return nil, failed(parent, "write feature state", fmt.Errorf("unexpected answer %v", res))
+		}
+	}
+	return left, nil
+}
+
+// without returns recs less those at the indexes drop.
+func without(recs []*engine.Record, drop []int64) []*engine.Record {
+	out := recs[:0:0]
+	for i, r := range recs {
+		if !slices.Contains(drop, int64(i)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,224 @@
+// Package redisstate keeps the behavioural feature state of cluster mode in
+// Redis, so that every engine node reads and updates the same windows: N
+// decisions on one card recorded on any nodes make the next decision on
+// any node see exactly N, with the values a single Badger node computes.
+// The window math is features.Calculator's; this package reads, writes
+// and versions its states.
+//
+// Redis holds rebuildable state only: PostgreSQL's decision log is the
+// system of record, and Rebuild derives every state from it.
+//
+// # Keys
+//
+// Every key starts with Options.Prefix. The keys of one entity share the
+// hash tag {prefix:key}, where key is the features.StateKey text (the
+// group's definition hash, the entity spec and its values), so a script
+// that touches them is legal on Redis Cluster:
+//
+//	{prefix:key}:s           the entity's state: 8-byte big-endian version, then the Calculator's encoding
+//	{prefix:key}:t:<tx id>   a transaction already counted into that state
+//	{prefix}:built           hash: group ID -> unix time its rebuild finished
+//
+// A state lives for the longest window of its group plus Options.Margin
+// after its last write, a transaction mark as long, so Redis stays
+// bounded without a sweeper. Redis must not evict keys under memory
+// pressure (maxmemory-policy noeviction): an evicted state would read as
+// fewer events, silently.
+//
+// # Definition changes
+//
+// A group's hash covers every definition of the group, so a changed
+// definition names all the group's states anew: they start empty, and
+// the group's features read not ready until {prefix}:built lists the new
+// hash, which Rebuild writes once it has replayed the decision log into
+// the new states. Groups whose definitions did not change keep their
+// states and stay ready. Features checks the built hash on every read, so
+// a rebuild finished by any node makes the values ready on all of them.
+package redisstate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+)
+
+// Defaults for Options.
+const (
+	// DefaultReadTimeout bounds a Features call.
+	DefaultReadTimeout = 200 * time.Millisecond
+	// DefaultWriteTimeout bounds a Record call, retries included.
+	DefaultWriteTimeout = 2 * time.Second
+	// DefaultMaxAttempts is how many times Record re-reads a state that
+	// another node changed between its read and its write.
+	DefaultMaxAttempts = 64
+	// DefaultMargin is added to every key's lifetime, for clock skew
+	// between nodes and late arrivals.
+	DefaultMargin = time.Hour
+)
+
+// Options configure a Store. Zero fields take the defaults above.
+type Options struct {
+	// Prefix starts every key, so several engines (or tests) share one
+	// Redis. Required; it may not hold '{' or '}'.
+	Prefix string
+	// Definitions are the initial feature definitions.
+	Definitions []features.Definition
+	// CompileFilter compiles where expressions.
+	CompileFilter features.FilterCompiler
+	// LimitsEntity keeps the hidden daily spend (see Store.Spent), as
+	// features.Options.LimitsEntity does.
+	LimitsEntity string
+	// ReadTimeout bounds Features; WriteTimeout bounds Record. The client
+	// must honour context deadlines (ClientOptions sets
+	// ContextTimeoutEnabled) or its own socket timeouts bound them instead.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// MaxAttempts bounds the optimistic retries of one write.
+	MaxAttempts int
+	// Margin is added to the lifetime of states and transaction marks.
+	Margin time.Duration
+	// Now is the clock (Rebuild skips decisions older than the longest
+	// window before it); nil means time.Now.
+	Now func() time.Time
+	// Log receives what Record cannot return; nil discards.
+	Log *slog.Logger
+}
+
+// ClientOptions returns go-redis options for addrs (one address for a
+// single Redis, several for a Cluster) with timeouts suited to the
+// decision path: a call never waits on a dead or slow server for longer
+// than its context allows.
+func ClientOptions(addrs ...string) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:                 addrs,
+		DialTimeout:           time.Second,
+		ReadTimeout:           500 * time.Millisecond,
+		WriteTimeout:          500 * time.Millisecond,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            1,
+	}
+}
+
+// Store is the feature state of a cluster of engine nodes, in Redis. It
+// implements engine.FeatureSource and is safe for concurrent use. It owns
+// no goroutines; the client is the caller's to close.
+type Store struct {
+	client redis.UniversalClient
+	opts   Options
+	live   atomic.Pointer[live]
+	// ready is whether every group of the live definitions was built, as
+	// last seen.
+	ready atomic.Bool
+	// stripes serialise this node's writes to one entity, so optimistic
+	// retries race the other nodes only, not this node's own goroutines.
+	stripes  [64]sync.Mutex
+	builtKey string
+}
+
+var _ engine.FeatureSource = (*Store)(nil)
+
+// New checks opts and the definitions and returns a Store over client. It
+// does no I/O: call Empty (or Ready after a first read) to learn whether
+// Redis holds a built state, and Rebuild when it does not.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if opts.Prefix == "" || strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("redis feature state: prefix %q must be non-empty, without braces", opts.Prefix)
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if opts.Margin <= 0 {
+		opts.Margin = DefaultMargin
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{client: client, opts: opts, builtKey: "{" + opts.Prefix + "}:built"}
+	if err := s.SetDefinitions(opts.Definitions); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetDefinitions checks defs and makes them live at once for Features and
+// Record. Groups whose definitions changed read not ready until a Rebuild
+// (on any node) builds them; the caller starts one.
+func (s *Store) SetDefinitions(defs []features.Definition) error {
+	c, err := features.NewCalculator(defs, features.CalculatorOptions{CompileFilter: s.opts.CompileFilter, LimitsEntity: s.opts.LimitsEntity})
+	if err != nil {
+		return err
+	}
+	l := &live{c: c}
+	for _, g := range c.Groups() {
+		l.ids = append(l.ids, g.ID)
+		l.keep = append(l.keep, g.Keep)
+	}
+	s.live.Store(l)
+	// The next read learns whether the new groups are built.
+	s.ready.Store(false)
+	return nil
+}
+
+// Definitions returns the live definitions.
+func (s *Store) Definitions() []features.Definition { return s.live.Load().c.Definitions() }
+
+// Calculator returns the live calculator.
+func (s *Store) Calculator() *features.Calculator { return s.live.Load().c }
+
+// live is a calculator with what every call needs of its groups.
+type live struct {
+	c *features.Calculator
+	// ids and keep are each group's ID and Keep, by group index.
+	ids  []string
+	keep []time.Duration
+}
+
+// Ready reports whether, at the last read of the built marks (by Features,
+// Empty or Rebuild), every group of the live definitions was built. False
+// until the first such read.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// stateKey and markKey name an entity's keys (see the package doc).
+func (s *Store) stateKey(k features.StateKey) string {
+	return "{" + s.opts.Prefix + ":" + k.Key + "}:s"
+}
+
+func (s *Store) markKey(k features.StateKey, txID string) string {
+	return "{" + s.opts.Prefix + ":" + k.Key + "}:t:" + txID
+}
+
+// stripe returns the index of the lock serialising writes to key.
+func (s *Store) stripe(key string) int {
+	return int(xxhash.Sum64String(key) % uint64(len(s.stripes)))
+}
+
+// failed wraps err, a failed Redis call made under a context derived from
+// parent: as parent's own end when parent ended (the request's deadline),
+// else as engine.ErrUnavailable, so a slow or unreachable Redis degrades
+// the decision as any feature source that cannot answer.
+func failed(parent context.Context, what string, err error) error {
+	if perr := parent.Err(); perr != nil {
+		return fmt.Errorf("%s: %w", what, perr)
+	}
+	// Not %w: our own timeout must not read as the request's deadline.
+	return fmt.Errorf("%s: %w: %v", what, engine.ErrUnavailable, err)
+}
