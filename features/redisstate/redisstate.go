@@ -222,3 +222,6 @@ func failed(parent context.Context, what string, err error) error {
 	// Not %w: our own timeout must not read as the request's deadline.
 	return fmt.Errorf("%s: %w: %v", what, engine.ErrUnavailable, err)
 }
+
+// Prefix returns the key prefix, as configured.
+func (s *Store) Prefix() string { return s.opts.Prefix }
