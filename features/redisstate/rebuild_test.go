@@ -48,7 +48,11 @@ func sameValues(t *testing.T, s *redisstate.Store, oracle engine.FeatureSource, 
 	}
 }
 
-func TestRebuildReproducesValues(t *testing.T) {
+func TestRebuildReproducesValues(t *testing.T) { testRebuild(t) }
+
+// testRebuild rebuilds from a Badger Store's log on the Redis at addrs
+// (the local one when empty) and expects the Store's values.
+func testRebuild(t *testing.T, addrs ...string) {
 	now := time.Now().UTC()
 	oracle := openStore(t, mixedDefs)
 	ctx := context.Background()
@@ -58,7 +62,7 @@ func TestRebuildReproducesValues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, _ := newClient(t)
+	c, _ := newClient(t, addrs...)
 	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
 
 	empty, err := s.Empty(ctx)
@@ -87,7 +91,7 @@ func TestRebuildReproducesValues(t *testing.T) {
 	sameValues(t, s, oracle, probes(now))
 
 	// A second node finds the state built; a second Rebuild changes nothing.
-	c2, _ := newClient(t)
+	c2, _ := newClient(t, addrs...)
 	s2 := newState(t, c2, s.Prefix(), mixedDefs)
 	if empty, err := s2.Empty(ctx); err != nil || empty {
 		t.Errorf("second node: Empty = %v, %v; want false", empty, err)

@@ -59,6 +59,7 @@ func TestCluster(t *testing.T) {
 		c, _ := newClient(t, addrs...)
 		testMatchesStore(t, newState(t, c, newPrefix(t, c), mixedDefs))
 	})
+	t.Run("rebuild", func(t *testing.T) { testRebuild(t, addrs...) })
 }
 
 // testConcurrentRecords records 200 distinct transactions on one card over
