@@ -45,22 +45,22 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 
-	store := features.New(features.Options{
-		Dir: c.DataDir, SyncWrites: c.SyncWrites, FlushInterval: c.FlushInterval,
-		CacheEntries: c.CacheEntries, Retention: c.Retention, CompileFilter: compileFilter, Log: log,
-		LimitsEntity: c.LimitsEntity,
-	})
-	if err := store.Open(ctx); err != nil {
+	open := openBadger
+	if c.Cluster.Enabled() {
+		open = openCluster
+	}
+	st, err := open(ctx, c, log)
+	if err != nil {
 		return err
 	}
 	closeStore := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
-		if err := store.Close(cctx); err != nil {
+		if err := st.close(cctx); err != nil {
 			log.Error("close store", "err", err)
 		}
 	}
-	app, err := wire(ctx, c, store, log)
+	app, err := wire(ctx, c, st, log)
 	if err != nil {
 		closeStore()
 		return err
@@ -76,7 +76,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		closeStore()
 		return fmt.Errorf("listen on %s: %w", c.Addr, err)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "data", c.DataDir, "ruleset_version", app.engine.Rules().Version())
+	log.Info("serving", "addr", ln.Addr().String(), "mode", st.mode, "data", c.DataDir, "ruleset_version", app.engine.Rules().Version())
 	served := make(chan error, 1)
 	go func() { served <- app.server.Serve(ln) }()
 	select {
@@ -115,8 +115,8 @@ type app struct {
 
 // wire loads definitions, lists and the live rule set, and builds the
 // engine and the HTTP server on an open store.
-func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger) (*app, error) {
-	lists := features.NewLists(store.DB(), nil)
+func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, error) {
+	lists := features.NewLists(st.kv, nil)
 	if err := lists.Load(); err != nil {
 		return nil, err
 	}
@@ -124,13 +124,13 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.LoadDefinitions(ctx, store, defs); err != nil {
+	if err := admin.LoadDefinitions(ctx, st.features, defs); err != nil {
 		return nil, err
 	}
 	// One audit trail instance for every writer: it numbers entries in
 	// memory. Pass it to admin.New as Config.Audit.
-	audit := admin.NewAudit(store.DB(), nil)
-	limiter, err := features.NewLimiter(store, features.LimiterOptions{
+	audit := admin.NewAudit(st.kv, nil)
+	limiter, err := features.NewLimiterOn(st.limits, features.LimiterOptions{
 		Compile: compilePaymentPredicate, Lists: lists, Audit: admin.LimitsAudit(audit),
 	})
 	if err != nil {
@@ -139,14 +139,14 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err := limiter.Load(ctx); err != nil {
 		return nil, err
 	}
-	metrics := server.NewMetrics(server.MetricsConfig{StoreStats: storeStats(store), Build: buildInfo()})
+	metrics := server.NewMetrics(server.MetricsConfig{StoreStats: st.stats, Build: buildInfo()})
 	eng := engine.New(engine.Config{
-		Store: metrics.TimeStore(store), Features: metrics.TimeFeatures(store), Limiter: limiter, Labels: store, Trust: limiter,
+		Store: metrics.TimeStore(st.decisions), Features: metrics.TimeFeatures(st.features), Limiter: limiter, Labels: st.decisions, Trust: limiter,
 		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), FallbackByMerchant: c.FallbackByMerchant,
 		Observer: metrics, Log: log,
 	})
-	versions := admin.NewVersions(store.DB(), nil)
-	env := rules.Env{Features: featureNames(store), Lists: lists}
+	versions := admin.NewVersions(st.kv, nil)
+	env := rules.Env{Features: featureNames(st.features), Lists: lists}
 	ruleFile, err := readOptional(c.RulesFile, "rules")
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	if err := admin.LoadRules(versions, lists, env, ruleFile, c.RulesFile, func(s *rules.Set) { eng.SetRules(s) }); err != nil {
 		return nil, err
 	}
-	keys := admin.NewKeys(store.DB(), audit, nil)
+	keys := admin.NewKeys(st.kv, audit, nil)
 	if err := keys.Load(); err != nil {
 		return nil, err
 	}
@@ -163,19 +163,21 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 		auth = nil // dev mode: every request is the admin "dev"
 	}
 	srv := server.New(server.Config{
-		Engine: eng, Decisions: store, Feedback: eng, Log: log, Auth: auth, Metrics: metrics,
+		Engine: eng, Decisions: st.decisions, Feedback: eng, Log: log, Auth: auth, Metrics: metrics,
 		RateLimit: server.RateLimit{PerSecond: c.RateLimit, Burst: c.RateBurst},
 		Ready: func() error {
 			if eng.Rules() == nil {
 				return errors.New("no rule set loaded")
 			}
-			return nil
+			rctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+			defer cancel()
+			return st.ready(rctx)
 		},
 	})
 	// The analysts' API: draft rules, publish and versions, lists,
 	// features and the audit trail (docs/admin-api.md).
 	api := admin.New(admin.Config{
-		DB: store.DB(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit, Log: log,
+		DB: st.kv, Engine: eng, Versions: versions, Lists: lists, Features: st.features, Audit: audit, Log: log,
 	})
 	if err := api.Load(); err != nil {
 		return nil, err
@@ -185,23 +187,23 @@ func wire(ctx context.Context, c config, store *features.Store, log *slog.Logger
 	// run in the background, one at a time, and are stopped before the
 	// store closes.
 	backtests := backtest.New(backtest.Config{
-		History: store, Versions: versions, Draft: api.Draft, Log: log,
-		Env: func() rules.Env { return rules.Env{Features: featureNames(store), Lists: lists} },
+		History: st.decisions, Versions: versions, Draft: api.Draft, Log: log,
+		Env: func() rules.Env { return rules.Env{Features: featureNames(st.features), Lists: lists} },
 	})
 	backtest.Register(srv.Group("/admin"), srv.Require, backtests)
 	admin.RegisterLimits(srv.Group("/admin"), srv.Require, limiter)
-	admin.RegisterStats(srv.Group("/admin"), srv.Require, store, nil)
+	admin.RegisterStats(srv.Group("/admin"), srv.Require, st.decisions, nil)
 	keys.Register(srv.Group("/admin"), srv.Require)
-	admin.RegisterBackup(srv.Group("/admin"), srv.Require, store, audit, log)
-	notifier, err := wireNotify(ctx, c, store, audit, api, srv, metrics.Registry(), log)
+	admin.RegisterBackup(srv.Group("/admin"), srv.Require, st.backup, audit, log)
+	notifier, err := wireNotify(ctx, c, st, audit, api, srv, metrics.Registry(), log)
 	if err != nil {
 		return nil, err
 	}
-	reviews, err := wireReview(ctx, c, store, eng, lists, audit, srv, log, reviewEvents(notifier))
+	reviews, err := wireReview(ctx, c, st, eng, lists, audit, srv, log, reviewEvents(notifier))
 	if err != nil {
 		return nil, err
 	}
-	if err := wireConsole(log, store, lists, limiter, api, auth, srv); err != nil {
+	if err := wireConsole(log, st, lists, limiter, api, auth, srv); err != nil {
 		return nil, err
 	}
 	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews, notifier: notifier}, nil
@@ -276,7 +278,7 @@ func compilePaymentPredicate(src string) (features.PaymentPredicate, error) {
 
 // featureNames are the names of the store's feature definitions, the
 // feature environment rules compile against.
-func featureNames(store *features.Store) []string {
+func featureNames(store admin.FeatureDefinitions) []string {
 	defs := store.Definitions()
 	names := make([]string, len(defs))
 	for i, d := range defs {

@@ -26,6 +26,8 @@ const (
 	defaultAddr     = ":8080"
 	defaultDataDir  = "./data"
 	shutdownTimeout = 15 * time.Second
+	// readyTimeout bounds the store checks of one /readyz.
+	readyTimeout = 2 * time.Second
 	// defaultGCPercent is the garbage collector's target when GOGC is not
 	// set. The window cache is a large, long-lived heap that every
 	// collection marks; at Go's default of 100 marking took about a fifth
@@ -60,6 +62,7 @@ type config struct {
 	RateBurst          int
 	Review             reviewConfig
 	Notify             notifyConfig
+	Cluster            clusterConfig
 	// Version is --version: print the build and exit; nothing else is
 	// parsed or validated.
 	Version bool
@@ -105,6 +108,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.RateBurst, "rate-burst", ev.Int("RISK_RATE_BURST", 0), "requests a key may make at once after being idle; 0 means --rate-limit rounded up [RISK_RATE_BURST]")
 	reviewFlags(fs, &c.Review, &ev)
 	notifyFlags(fs, &c.Notify, &ev)
+	clusterFlags(fs, &c.Cluster)
 	fs.BoolVar(&c.Version, "version", false, "print the version, commit and Go version, and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -146,6 +150,8 @@ func (c config) validate() error {
 		return c.Review.validate()
 	case c.Notify.validate() != nil:
 		return c.Notify.validate()
+	case c.Cluster.validate() != nil:
+		return c.Cluster.validate()
 	case c.DataDir == "":
 		return fmt.Errorf("--data is required")
 	case c.AdminKey != "" && (len(c.AdminKey) < admin.MinKeyLen || len(c.AdminKey) > admin.MaxKeyLen):

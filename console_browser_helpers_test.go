@@ -151,6 +151,26 @@ func value[T any](e *consoleEnv, what string, a chromedp.Action[T]) T {
 	return v
 }
 
+// waitFor evaluates cond in the page until it is true, through the
+// navigations a click starts, and fails the test after 15 s.
+func (e *consoleEnv) waitFor(what, cond string) {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(e.browser, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("waiting for %s: %q is still false (last error: %v)", what, cond, err)
+		}
+		ticker := time.NewTimer(50 * time.Millisecond)
+		<-ticker.C
+	}
+}
+
 // text returns the text of the first element matching sel.
 func (e *consoleEnv) text(sel string) string {
 	e.t.Helper()

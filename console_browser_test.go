@@ -58,8 +58,7 @@ func TestConsole(t *testing.T) {
 		)
 		// The list before the search already holds decision links: wait for the
 		// results page itself, not for any link.
-		value(e, "results page", chromedp.Poll[bool](
-			`location.search.includes("transaction_id=tx_console_1") && document.readyState === "complete"`))
+		e.waitFor("the results page", `location.search.includes("transaction_id=tx_console_1") && document.readyState === "complete"`)
 		e.run("results", chromedp.WaitVisible(chromedp.CSS(`a.decision-link`)))
 		if n := value(e, "count results", chromedp.Evaluate[int](`document.querySelectorAll("a.decision-link").length`)); n != 1 {
 			e.t.Fatalf("search by transaction id found %d decisions, want 1", n)

@@ -22,11 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/labstack/echo/v4"
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server/client"
 	"github.com/riskengine/risk/server/openapi/openapitest"
 )
@@ -162,11 +162,12 @@ func TestEnvSetsDefaults(t *testing.T) {
 // TestBootstrapKeys: without RISK_ADMIN_KEY a first start generates an
 // admin key and prints it once; later starts print nothing.
 func TestBootstrapKeys(t *testing.T) {
-	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
-	if err != nil {
+	store := features.New(features.Options{Dir: t.TempDir()})
+	if err := store.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { store.Close(context.Background()) })
+	db := store.KV()
 	keys := admin.NewKeys(db, admin.NewAudit(db, nil), nil)
 	if err := keys.Load(); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
@@ -110,13 +109,17 @@ func wiredApp(t *testing.T, flags ...string) *app {
 	}
 	c.AdminKey = ""
 	log := slog.New(slog.DiscardHandler)
-	store := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log})
 	ctx := context.Background()
-	if err := store.Open(ctx); err != nil {
+	open := openBadger
+	if c.Cluster.Enabled() {
+		open = openCluster
+	}
+	st, err := open(ctx, c, log)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	a, err := wire(ctx, c, store, log)
+	t.Cleanup(func() { _ = st.close(context.Background()) })
+	a, err := wire(ctx, c, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 // calls the same HTTP API in-process as the signed-in key, so its roles are
 // the API's (docs/console.md). In dev mode (auth nil) any key signs in as
 // the admin "dev".
-func wireConsole(log *slog.Logger, store *features.Store, lists *features.Lists, limiter engine.Limiter, api *admin.API, auth server.Authenticator, srv *server.Server) error {
+func wireConsole(log *slog.Logger, st *storage, lists *features.Lists, limiter engine.Limiter, api *admin.API, auth server.Authenticator, srv *server.Server) error {
 	admin.RegisterDryRun(srv.Group("/admin"), srv.Require, admin.NewDryRun(admin.DryRunConfig{
-		Decisions: store, Features: store, Limiter: limiter, Draft: api.Draft,
-		Env: func() rules.Env { return rules.Env{Features: featureNames(store), Lists: lists} },
+		Decisions: st.decisions, Features: st.features, Limiter: limiter, Draft: api.Draft,
+		Env: func() rules.Env { return rules.Env{Features: featureNames(st.features), Lists: lists} },
 	}))
 	var ca console.Authenticator
 	if auth != nil {

@@ -10,14 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/server"
 )
 
@@ -66,19 +65,19 @@ func (n *notifier) Close(ctx context.Context) error {
 // before the store. Every decision read from the log feeds the live rates
 // of the alerts and the guardrails of api (canary guard, rule guard),
 // whose breaches fire alerts.
-func wireNotify(ctx context.Context, c config, store *features.Store, audit *admin.Audit, api *admin.API, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
+func wireNotify(ctx context.Context, c config, st *storage, audit *admin.Audit, api *admin.API, srv *server.Server, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
 	var alerts *notify.Alerts
 	hooks := notify.New(notify.Config{
-		DB: store.DB(), Decisions: store, Audit: audit,
+		DB: st.kv, Decisions: st.decisions, Audit: audit,
 		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
-		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
 		OnRecord: func(rec *engine.Record) {
 			alerts.Observe(rec)
 			api.Observe(context.Background(), rec)
 		},
 		Log: log,
 	})
-	alerts = notify.NewAlerts(notify.AlertsConfig{DB: store.DB(), Notifier: hooks, Log: log})
+	alerts = notify.NewAlerts(notify.AlertsConfig{DB: st.kv, Notifier: hooks, Log: log})
 	api.OnGuard(func(ctx context.Context, ev admin.GuardEvent) {
 		var err error
 		if ev.Resolved {
@@ -126,9 +125,9 @@ func notifyMetrics(reg prometheus.Registerer, hooks *notify.Notifier, alerts *no
 // reviewEvents returns the review queue's OpenTxn: a decision.review
 // event put in the outbox in the transaction that opens each item, with an
 // id derived from the item, so it is stored exactly when the item is.
-func reviewEvents(w *notifier) func(*badger.Txn, review.Item) error {
+func reviewEvents(w *notifier) func(kv.Tx, review.Item) error {
 	n := w.hooks
-	return func(txn *badger.Txn, it review.Item) error {
+	return func(tx kv.Tx, it review.Item) error {
 		data := struct {
 			ReviewID      string    `json:"review_id"`
 			DecisionID    string    `json:"decision_id"`
@@ -141,6 +140,6 @@ func reviewEvents(w *notifier) func(*badger.Txn, review.Item) error {
 			OpenedAt      time.Time `json:"opened_at"`
 			ConsoleURL    string    `json:"console_url,omitempty"`
 		}{it.ID, it.DecisionID, it.TransactionID, string(it.Outcome), it.Queue, it.Why, it.Amount, it.Currency, it.OpenedAt, n.ConsoleURL(it.DecisionID)}
-		return n.PublishTxn(txn, review.EventReview, "evt_"+it.ID, data)
+		return n.PublishTxn(tx, review.EventReview, "evt_"+it.ID, data)
 	}
 }

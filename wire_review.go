@@ -7,12 +7,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/server"
 )
 
@@ -41,11 +40,11 @@ func (c reviewConfig) validate() error {
 // (--retention). openTxn (reviewEvents) puts review.EventReview
 // ("decision.review") in the webhook outbox in the transaction that opens
 // each item.
-func wireReview(ctx context.Context, c config, store *features.Store, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger, openTxn func(*badger.Txn, review.Item) error) (*review.Queue, error) {
+func wireReview(ctx context.Context, c config, st *storage, eng *engine.Engine, lists *features.Lists, audit *admin.Audit, srv *server.Server, log *slog.Logger, openTxn func(kv.Tx, review.Item) error) (*review.Queue, error) {
 	cfg := review.Config{
-		DB: store.DB(), Decisions: store, Feedback: eng, Lists: lists, Audit: audit,
+		DB: st.kv, Decisions: st.decisions, Feedback: eng, Lists: lists, Audit: audit,
 		ClaimTTL: c.Review.ClaimTTL, Retention: c.Retention, Log: log,
-		FirstSeq: func() uint64 { return store.Stats().LastSeq + 1 },
+		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
 		OpenTxn:  openTxn,
 	}
 	q := review.NewQueue(cfg)

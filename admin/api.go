@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/labstack/echo/v4"
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -21,11 +21,22 @@ import (
 // a few thousand rules or a batch of some 50,000 list items.
 const DefaultMaxBodyBytes = 8 << 20
 
+// FeatureDefinitions holds the live feature definitions: the Badger store
+// on one node, the shared definitions in cluster mode.
+type FeatureDefinitions interface {
+	Definitions() []features.Definition
+	SetDefinitions(ctx context.Context, defs []features.Definition) error
+	// Status reports the rebuild of a feature's history; ok is false when
+	// none ran.
+	Status(feature string) (st features.BackfillStatus, ok bool)
+}
+
 // Config configures an API. DB, Engine, Versions, Lists and Features are
 // required.
 type Config struct {
-	// DB is the Badger database the drafts and the audit trail live in.
-	DB *badger.DB
+	// DB is where the drafts, the running canary and (unless Audit is
+	// set) the audit trail live: on a single node features.Store.KV().
+	DB kv.DB
 	// Engine receives every rule set that goes live.
 	Engine *engine.Engine
 	// Versions keeps the published rule sets.
@@ -33,7 +44,7 @@ type Config struct {
 	// Lists are the named lists rules read with in_list.
 	Lists *features.Lists
 	// Features holds the feature definitions.
-	Features *features.Store
+	Features FeatureDefinitions
 	// Audit is the trail changes are recorded in; nil means
 	// NewAudit(DB, Now).
 	Audit *Audit
@@ -91,18 +102,20 @@ func (a *API) Audit() *Audit { return a.audit }
 // draft yet, or when the draft has no unpublished changes and a newer
 // version was published (by --rules at start-up).
 //
-// A canary that was running when the process stopped is restored.
+// A canary that was running when the process stopped is restored. Load
+// takes no context; it reads under context.Background().
 func (a *API) Load() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.loadDraft(); err != nil {
+	ctx := context.Background()
+	if err := a.loadDraft(ctx); err != nil {
 		return err
 	}
-	return a.loadCanary()
+	return a.loadCanary(ctx)
 }
 
-func (a *API) loadDraft() error {
-	m, ok, err := a.drafts.meta()
+func (a *API) loadDraft(ctx context.Context) error {
+	m, ok, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,7 +123,7 @@ func (a *API) loadDraft() error {
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 		if !ok {
-			return a.drafts.put(draftMeta{UpdatedAt: a.cfg.Now().UTC(), UpdatedBy: "system"}, nil)
+			return a.drafts.put(ctx, draftMeta{UpdatedAt: a.cfg.Now().UTC(), UpdatedBy: "system"}, nil)
 		}
 		return nil
 	case err != nil:
@@ -118,7 +131,7 @@ func (a *API) loadDraft() error {
 	case ok && (m.Changed || m.BaseVersion == latest.Number):
 		return nil
 	}
-	return a.drafts.replace(draftMeta{BaseVersion: latest.Number, UpdatedAt: a.cfg.Now().UTC(), UpdatedBy: "system"}, latest.Spec, latest.Author, latest.CreatedAt)
+	return a.drafts.replace(ctx, draftMeta{BaseVersion: latest.Number, UpdatedAt: a.cfg.Now().UTC(), UpdatedBy: "system"}, latest.Spec, latest.Author, latest.CreatedAt)
 }
 
 // Register adds the admin routes to g. Reads are open to analysts and
@@ -234,6 +247,6 @@ func (a *API) Draft(ctx context.Context) (rules.Spec, error) {
 	if err := ctx.Err(); err != nil {
 		return rules.Spec{}, err
 	}
-	spec, _, err := a.drafts.spec()
+	spec, _, err := a.drafts.spec(ctx)
 	return spec, err
 }

@@ -11,11 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
 
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Entry is one immutable audit trail entry: who changed what, when, and the
@@ -65,11 +64,11 @@ const (
 
 const prefixAudit = keyspace.Audit
 
-// Audit is the append-only audit trail, kept in Badger under "au/" and
+// Audit is the append-only audit trail, kept in a kv.DB under "au/" and
 // ordered by entry ID. It has no update or delete. It is safe for
 // concurrent use.
 type Audit struct {
-	db  *badger.DB
+	db  kv.DB
 	now func() time.Time
 
 	mu     sync.Mutex
@@ -79,7 +78,7 @@ type Audit struct {
 
 // NewAudit returns the audit trail kept in db. now is the clock; nil means
 // time.Now. It does no I/O.
-func NewAudit(db *badger.DB, now func() time.Time) *Audit {
+func NewAudit(db kv.DB, now func() time.Time) *Audit {
 	if now == nil {
 		now = time.Now
 	}
@@ -90,7 +89,7 @@ func auditKey(id int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefixAudit), uint64(id))
 }
 
-// storedEntry is the Badger form of an Entry.
+// storedEntry is the stored form of an Entry.
 type storedEntry struct {
 	ID     int64           `json:"id"`
 	At     time.Time       `json:"at"`
@@ -129,10 +128,14 @@ func (a *Audit) Record(ctx context.Context, e Entry) (Entry, error) {
 	if s.After, err = rawJSON(e.After); err != nil {
 		return Entry{}, fmt.Errorf("encode audit after: %w", err)
 	}
+	// The change is made already, so a caller that went away must not
+	// lose its entry: the trail is read and written without ctx's
+	// cancellation.
+	ctx = context.WithoutCancel(ctx)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.loaded {
-		if a.last, err = a.lastID(); err != nil {
+		if a.last, err = a.lastID(ctx); err != nil {
 			return Entry{}, err
 		}
 		a.loaded = true
@@ -142,7 +145,7 @@ func (a *Audit) Record(ctx context.Context, e Entry) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode audit entry: %w", err)
 	}
-	if err := a.db.Update(func(txn *badger.Txn) error { return txn.Set(auditKey(s.ID), data) }); err != nil {
+	if err := kv.Set(ctx, a.db, auditKey(s.ID), data); err != nil {
 		return Entry{}, fmt.Errorf("store audit entry: %w", err)
 	}
 	a.last = s.ID
@@ -163,16 +166,13 @@ func rawJSON(v any) (json.RawMessage, error) {
 	return b, nil
 }
 
-func (a *Audit) lastID() (int64, error) {
+func (a *Audit) lastID(ctx context.Context) (int64, error) {
 	var last int64
-	err := a.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixAudit)})
-		defer it.Close()
-		it.Seek(auditKey(math.MaxInt64))
-		if it.Valid() {
-			last = int64(binary.BigEndian.Uint64(it.Item().Key()[len(prefixAudit):]))
-		}
-		return nil
+	err := a.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixAudit), kv.ScanOptions{Reverse: true, From: auditKey(math.MaxInt64), KeysOnly: true}, func(k, _ []byte) error {
+			last = int64(binary.BigEndian.Uint64(k[len(prefixAudit):]))
+			return kv.Stop
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read audit trail: %w", err)
@@ -199,27 +199,25 @@ func (a *Audit) Query(ctx context.Context, q AuditQuery) ([]Entry, string, error
 	}
 	out := []Entry{}
 	next := ""
-	err := a.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixAudit), PrefetchValues: true, PrefetchSize: 16})
-		defer it.Close()
-		for it.Seek(auditKey(start)); it.Valid(); it.Next() {
+	err := a.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixAudit), kv.ScanOptions{Reverse: true, From: auditKey(start)}, func(_, b []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			var s storedEntry
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &s) }); err != nil {
+			if err := json.Unmarshal(b, &s); err != nil {
 				return err
 			}
 			if !q.matches(&s) {
-				continue
+				return nil
 			}
 			if len(out) == q.Limit {
 				next = strconv.FormatInt(out[len(out)-1].ID, 10)
-				return nil
+				return kv.Stop
 			}
 			out = append(out, s.entry())
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("read audit trail: %w", err)
@@ -245,20 +243,21 @@ func (q *AuditQuery) matches(s *storedEntry) bool {
 // it saw misses none.
 func (a *Audit) After(ctx context.Context, id int64, limit int) ([]Entry, error) {
 	var out []Entry
-	err := a.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAudit), PrefetchValues: true, PrefetchSize: 16})
-		defer it.Close()
-		for it.Seek(auditKey(id + 1)); it.Valid() && len(out) < limit; it.Next() {
+	err := a.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixAudit), kv.ScanOptions{From: auditKey(id + 1)}, func(_, b []byte) error {
+			if len(out) >= limit {
+				return kv.Stop
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			var s storedEntry
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &s) }); err != nil {
+			if err := json.Unmarshal(b, &s); err != nil {
 				return err
 			}
 			out = append(out, s.entry())
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read audit trail: %w", err)
@@ -267,12 +266,13 @@ func (a *Audit) After(ctx context.Context, id int64, limit int) ([]Entry, error)
 }
 
 // LastID returns the number of the newest entry, 0 when the trail is
-// empty.
+// empty. It takes no context (package notify calls it as it is); a read
+// runs under context.Background().
 func (a *Audit) LastID() (int64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.loaded {
 		return a.last, nil
 	}
-	return a.lastID()
+	return a.lastID(context.Background())
 }

@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -256,7 +255,7 @@ func (a *API) startCanary(ctx context.Context, spec rules.Spec, comment string, 
 	}
 	run := &canaryRun{canaryState: canaryState{BaseVersion: base.Version(), Version: ver.Number, Percent: percent, Guard: g, StartedAt: a.cfg.Now().UTC(), StartedBy: actor}}
 	run.counts = newWindowCounts(guardWindow(g))
-	if err := a.putCanary(&run.canaryState); err != nil {
+	if err := a.putCanary(ctx, &run.canaryState); err != nil {
 		return Version{}, nil, err
 	}
 	a.canary.Store(run)
@@ -309,7 +308,7 @@ func (a *API) PromoteCanary(ctx context.Context) (canaryState, error) {
 	run.aborted = true
 	run.mu.Unlock()
 	a.cfg.Engine.SetRules(c.Candidate)
-	if err := a.deleteCanary(); err != nil {
+	if err := a.deleteCanary(ctx); err != nil {
 		return canaryState{}, err
 	}
 	a.canary.Store(nil)
@@ -350,7 +349,7 @@ func (a *API) abortCanary(ctx context.Context, actor, reason string, details any
 	run.mu.Lock()
 	run.aborted = true
 	run.mu.Unlock()
-	if err := a.deleteCanary(); err != nil {
+	if err := a.deleteCanary(ctx); err != nil {
 		return Version{}, err
 	}
 	a.canary.Store(nil)
@@ -388,29 +387,21 @@ func (a *API) canaryStatus() canaryStatus {
 // loadCanary restores a canary that was running when the process stopped:
 // the latest version is its candidate, the base version decides the rest.
 // A canary overtaken by a later version is dropped. The caller holds a.mu.
-func (a *API) loadCanary() error {
+func (a *API) loadCanary(ctx context.Context) error {
 	var st canaryState
-	found := false
-	err := a.cfg.DB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyCanary))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		found = true
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &st) })
-	})
-	if err != nil || !found {
+	err := a.cfg.DB.View(ctx, func(tx kv.Tx) error { return getJSON(tx, []byte(keyCanary), &st) })
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	latest, err := a.cfg.Versions.latestNumber()
+	latest, err := a.cfg.Versions.latestNumber(ctx)
 	if err != nil {
 		return err
 	}
 	if latest != st.Version {
-		return a.deleteCanary()
+		return a.deleteCanary(ctx)
 	}
 	base, err := a.cfg.Versions.Get(st.BaseVersion)
 	if err != nil {
@@ -439,19 +430,24 @@ func (a *API) loadCanary() error {
 	return nil
 }
 
-func (a *API) putCanary(st *canaryState) error {
+// putCanary stores the running canary. The engine already runs it, so the
+// write is not cancelled with ctx: a caller that went away must not leave
+// a canary that a restart forgets.
+func (a *API) putCanary(ctx context.Context, st *canaryState) error {
 	v, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode canary: %w", err)
 	}
-	if err := a.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyCanary), v) }); err != nil {
+	if err := kv.Set(context.WithoutCancel(ctx), a.cfg.DB, []byte(keyCanary), v); err != nil {
 		return fmt.Errorf("store canary: %w", err)
 	}
 	return nil
 }
 
-func (a *API) deleteCanary() error {
-	if err := a.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyCanary)) }); err != nil {
+// deleteCanary forgets the stored canary. Like putCanary it follows a
+// change the engine already made, so it is not cancelled with ctx.
+func (a *API) deleteCanary(ctx context.Context) error {
+	if err := kv.Delete(context.WithoutCancel(ctx), a.cfg.DB, []byte(keyCanary)); err != nil {
 		return fmt.Errorf("delete canary: %w", err)
 	}
 	return nil

@@ -118,7 +118,7 @@ func TestCanarySplitAndRetries(t *testing.T) {
 	}
 
 	// A restart restores the canary with the same split.
-	api2 := admin.New(admin.Config{DB: h.store.DB(), Engine: h.engine, Versions: h.versions, Lists: h.lists, Features: h.store})
+	api2 := admin.New(admin.Config{DB: h.store.KV(), Engine: h.engine, Versions: h.versions, Lists: h.lists, Features: h.store})
 	h.engine.SetRules(c.Candidate) // as LoadRules leaves it: the latest version
 	if err := api2.Load(); err != nil {
 		t.Fatal(err)

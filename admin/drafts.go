@@ -1,18 +1,18 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/rules"
 
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Draft keys: one per rule, and one for the thresholds and bookkeeping.
@@ -66,23 +66,17 @@ type draftRule struct {
 	UpdatedBy string    `json:"updated_by,omitempty"`
 }
 
-// drafts is the draft rule set in Badger. Callers serialise changes.
+// drafts is the draft rule set in a kv.DB. Callers serialise changes.
 type drafts struct {
-	db *badger.DB
+	db kv.DB
 }
 
 func draftRuleKey(id string) []byte { return []byte(prefixDraftRule + id) }
 
 // meta returns the draft's meta; ok is false when there is no draft yet.
-func (d *drafts) meta() (m draftMeta, ok bool, err error) {
-	err = d.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyDraftMeta))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(b []byte) error { return json.Unmarshal(b, &m) })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func (d *drafts) meta(ctx context.Context) (m draftMeta, ok bool, err error) {
+	err = d.db.View(ctx, func(tx kv.Tx) error { return getJSON(tx, []byte(keyDraftMeta), &m) })
+	if errors.Is(err, kv.ErrNotFound) {
 		return draftMeta{}, false, nil
 	}
 	if err != nil {
@@ -92,19 +86,17 @@ func (d *drafts) meta() (m draftMeta, ok bool, err error) {
 }
 
 // rules returns the draft's rules in order.
-func (d *drafts) rules() ([]draftRule, error) {
+func (d *drafts) rules(ctx context.Context) ([]draftRule, error) {
 	var out []draftRule
-	err := d.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixDraftRule), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+	err := d.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixDraftRule), kv.ScanOptions{}, func(_, b []byte) error {
 			var r draftRule
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
+			if err := json.Unmarshal(b, &r); err != nil {
 				return err
 			}
 			out = append(out, r)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read draft rules: %w", err)
@@ -114,16 +106,10 @@ func (d *drafts) rules() ([]draftRule, error) {
 }
 
 // rule returns one draft rule or an error wrapping engine.ErrNotFound.
-func (d *drafts) rule(id string) (draftRule, error) {
+func (d *drafts) rule(ctx context.Context, id string) (draftRule, error) {
 	var r draftRule
-	err := d.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(draftRuleKey(id))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(b []byte) error { return json.Unmarshal(b, &r) })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	err := d.db.View(ctx, func(tx kv.Tx) error { return getJSON(tx, draftRuleKey(id), &r) })
+	if errors.Is(err, kv.ErrNotFound) {
 		return draftRule{}, fmt.Errorf("rule %q: %w", id, engine.ErrNotFound)
 	}
 	if err != nil {
@@ -133,12 +119,12 @@ func (d *drafts) rule(id string) (draftRule, error) {
 }
 
 // spec returns the draft as a rule set spec.
-func (d *drafts) spec() (rules.Spec, draftMeta, error) {
-	m, _, err := d.meta()
+func (d *drafts) spec(ctx context.Context) (rules.Spec, draftMeta, error) {
+	m, _, err := d.meta(ctx)
 	if err != nil {
 		return rules.Spec{}, m, err
 	}
-	rs, err := d.rules()
+	rs, err := d.rules(ctx)
 	if err != nil {
 		return rules.Spec{}, m, err
 	}
@@ -150,22 +136,22 @@ func (d *drafts) spec() (rules.Spec, draftMeta, error) {
 }
 
 // put stores m and, when r is not nil, the rule r.
-func (d *drafts) put(m draftMeta, r *draftRule) error {
+func (d *drafts) put(ctx context.Context, m draftMeta, r *draftRule) error {
 	meta, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
-	err = d.db.Update(func(txn *badger.Txn) error {
+	err = d.db.Update(ctx, func(tx kv.Tx) error {
 		if r != nil {
 			data, err := json.Marshal(r)
 			if err != nil {
 				return err
 			}
-			if err := txn.Set(draftRuleKey(r.ID), data); err != nil {
+			if err := tx.Set(draftRuleKey(r.ID), data); err != nil {
 				return err
 			}
 		}
-		return txn.Set([]byte(keyDraftMeta), meta)
+		return tx.Set([]byte(keyDraftMeta), meta)
 	})
 	if err != nil {
 		return fmt.Errorf("store draft: %w", err)
@@ -174,16 +160,16 @@ func (d *drafts) put(m draftMeta, r *draftRule) error {
 }
 
 // remove deletes rule id and stores m.
-func (d *drafts) remove(m draftMeta, id string) error {
+func (d *drafts) remove(ctx context.Context, m draftMeta, id string) error {
 	meta, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
-	err = d.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(draftRuleKey(id)); err != nil {
+	err = d.db.Update(ctx, func(tx kv.Tx) error {
+		if err := tx.Delete(draftRuleKey(id)); err != nil {
 			return err
 		}
-		return txn.Set([]byte(keyDraftMeta), meta)
+		return tx.Set([]byte(keyDraftMeta), meta)
 	})
 	if err != nil {
 		return fmt.Errorf("delete draft rule: %w", err)
@@ -193,8 +179,8 @@ func (d *drafts) remove(m draftMeta, id string) error {
 
 // replace makes spec the whole draft, with m's bookkeeping (its thresholds
 // are taken from spec), in one transaction.
-func (d *drafts) replace(m draftMeta, spec rules.Spec, author string, at time.Time) error {
-	old, err := d.rules()
+func (d *drafts) replace(ctx context.Context, m draftMeta, spec rules.Spec, author string, at time.Time) error {
+	old, err := d.rules(ctx)
 	if err != nil {
 		return err
 	}
@@ -207,9 +193,9 @@ func (d *drafts) replace(m draftMeta, spec rules.Spec, author string, at time.Ti
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
-	err = d.db.Update(func(txn *badger.Txn) error {
+	err = d.db.Update(ctx, func(tx kv.Tx) error {
 		for _, r := range old {
-			if err := txn.Delete(draftRuleKey(r.ID)); err != nil {
+			if err := tx.Delete(draftRuleKey(r.ID)); err != nil {
 				return err
 			}
 		}
@@ -218,11 +204,11 @@ func (d *drafts) replace(m draftMeta, spec rules.Spec, author string, at time.Ti
 			if err != nil {
 				return err
 			}
-			if err := txn.Set(draftRuleKey(r.ID), data); err != nil {
+			if err := tx.Set(draftRuleKey(r.ID), data); err != nil {
 				return err
 			}
 		}
-		return txn.Set([]byte(keyDraftMeta), meta)
+		return tx.Set([]byte(keyDraftMeta), meta)
 	})
 	if err != nil {
 		return fmt.Errorf("replace draft: %w", err)

@@ -97,7 +97,7 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 	if err := h.store.SetDefinitions(ctx, defs); err != nil {
 		tb.Fatal(err)
 	}
-	h.lists = features.NewLists(h.store.DB(), h.clock.Now)
+	h.lists = features.NewLists(h.store.KV(), h.clock.Now)
 	if err := h.lists.Load(); err != nil {
 		tb.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 	// A generous budget: a decision degraded by a loaded test machine
 	// would change outcomes the tests assert.
 	h.engine = engine.New(engine.Config{Store: h.store, Features: h.store, Budget: 5 * time.Second})
-	h.versions = admin.NewVersions(h.store.DB(), nil)
+	h.versions = admin.NewVersions(h.store.KV(), nil)
 	env := rules.Env{Features: names(h.store.Definitions()), Lists: h.lists}
 	if _, err := h.versions.Publish(file.Spec, env, "startup", "sample", func(s *rules.Set) { h.engine.SetRules(s) }); err != nil {
 		tb.Fatal(err)
@@ -129,7 +129,7 @@ func newHarness(tb testing.TB, opts ...harnessOptions) *harness {
 	}
 	srv := server.New(cfg)
 	h.api = admin.New(admin.Config{
-		DB: h.store.DB(), Engine: h.engine, Versions: h.versions, Lists: h.lists, Features: h.store, Now: h.clock.Now,
+		DB: h.store.KV(), Engine: h.engine, Versions: h.versions, Lists: h.lists, Features: h.store, Now: h.clock.Now,
 	})
 	if err := h.api.Load(); err != nil {
 		tb.Fatal(err)

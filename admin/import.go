@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/labstack/echo/v4"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -38,7 +38,7 @@ func (a *API) export(c echo.Context) error {
 			name = "v" + strconv.FormatInt(n, 10)
 		}
 	}
-	spec, err := a.specAt(ref, "version")
+	spec, err := a.specAt(c.Request().Context(), ref, "version")
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,8 @@ func (a *API) importFile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	old, m, err := a.drafts.spec()
+	ctx := c.Request().Context()
+	old, m, err := a.drafts.spec(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,14 +102,14 @@ func (a *API) importFile(c echo.Context) error {
 		spec.Rules[i] = r
 	}
 	a.touch(c, &m)
-	if err := a.drafts.replace(m, spec, m.UpdatedBy, m.UpdatedAt); err != nil {
-		if errors.Is(err, badger.ErrTxnTooBig) {
+	if err := a.drafts.replace(ctx, m, spec, m.UpdatedBy, m.UpdatedAt); err != nil {
+		if errors.Is(err, kv.ErrTooBig) {
 			return engine.Invalid("", "too_large", "the rule set is too large to store at once")
 		}
 		return err
 	}
 	d := diffSpecs(old, spec).summary()
-	if err := a.record(c.Request().Context(), "ruleset.import", "ruleset:draft", nil, d); err != nil {
+	if err := a.record(ctx, "ruleset.import", "ruleset:draft", nil, d); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, importJSON{Rules: len(spec.Rules), diffSummary: d})

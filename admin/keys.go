@@ -17,11 +17,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
 
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Bounds on API keys.
@@ -68,7 +67,7 @@ type Key struct {
 // Active reports whether k has not been revoked.
 func (k *Key) Active() bool { return k.RevokedAt.IsZero() }
 
-// storedKey is the Badger form of a Key.
+// storedKey is the stored form of a Key.
 type storedKey struct {
 	ID        string      `json:"id"`
 	Name      string      `json:"name"`
@@ -102,13 +101,14 @@ func fromStoredKey(s storedKey) (Key, error) {
 }
 
 // Keys are the API keys: created, listed, revoked, and checked on every
-// request. They are kept in Badger under "ak/", with the active ones also
+// request. They are kept in a kv.DB under "ak/", with the active ones also
 // in an immutable in-memory map swapped on every change, so Authenticate
-// does no I/O and takes no lock. Only one process opens the Badger
-// directory, so the map is always current. Keys is safe for concurrent
-// use; call Load before anything else.
+// does no I/O and takes no lock. The map is current while this Keys is the
+// only writer: on a single node only one process opens the Badger
+// directory. Keys is safe for concurrent use; call Load before anything
+// else.
 type Keys struct {
-	db    *badger.DB
+	db    kv.DB
 	audit *Audit
 	now   func() time.Time
 
@@ -120,7 +120,7 @@ type Keys struct {
 // which is required and must be the one Audit of db that everything else
 // records in (API.Audit): two Audit values on one database would hand out
 // the same entry ids. now is the clock; nil means time.Now. It does no I/O.
-func NewKeys(db *badger.DB, audit *Audit, now func() time.Time) *Keys {
+func NewKeys(db kv.DB, audit *Audit, now func() time.Time) *Keys {
 	if now == nil {
 		now = time.Now
 	}
@@ -129,11 +129,12 @@ func NewKeys(db *badger.DB, audit *Audit, now func() time.Time) *Keys {
 	return k
 }
 
-// Load reads the active keys into memory.
+// Load reads the active keys into memory. It takes no context; it reads
+// under context.Background().
 func (ks *Keys) Load() error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	all, err := ks.list()
+	all, err := ks.list(context.Background())
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func (ks *Keys) Ensure(ctx context.Context, secret, name string, role engine.Rol
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	sum := sha256.Sum256([]byte(secret))
-	existing, err := ks.get(keyID(&sum))
+	existing, err := ks.get(ctx, keyID(&sum))
 	switch {
 	case err == nil && subtle.ConstantTimeCompare(existing.hash[:], sum[:]) == 1:
 		return existing, false, nil
@@ -243,13 +244,13 @@ func (ks *Keys) add(ctx context.Context, secret, name string, role engine.Role) 
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key: %w", err)
 	}
-	err = ks.db.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get([]byte(prefixKey + k.ID)); err == nil {
+	err = ks.db.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.Get([]byte(prefixKey + k.ID)); err == nil {
 			return errKeyExists
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		} else if !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
-		return txn.Set([]byte(prefixKey+k.ID), data)
+		return tx.Set([]byte(prefixKey+k.ID), data)
 	})
 	if err != nil {
 		if errors.Is(err, errKeyExists) {
@@ -258,7 +259,9 @@ func (ks *Keys) add(ctx context.Context, secret, name string, role engine.Role) 
 		return Key{}, fmt.Errorf("store key: %w", err)
 	}
 	if _, err := ks.audit.Record(ctx, Entry{Action: "key.create", Target: "key:" + k.ID, After: keyAudit(&k)}); err != nil {
-		if derr := ks.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(prefixKey + k.ID)) }); derr != nil {
+		// Removed even if the caller has gone: an unaudited key must not
+		// stay behind.
+		if derr := kv.Delete(context.WithoutCancel(ctx), ks.db, []byte(prefixKey+k.ID)); derr != nil {
 			return Key{}, fmt.Errorf("key %s not recorded in the audit trail (%w) and not removed: %w", k.ID, err, derr)
 		}
 		return Key{}, fmt.Errorf("key not created: the audit trail failed: %w", err)
@@ -274,7 +277,7 @@ func (ks *Keys) add(ctx context.Context, secret, name string, role engine.Role) 
 func (ks *Keys) Revoke(ctx context.Context, id string) (Key, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	k, err := ks.get(id)
+	k, err := ks.get(ctx, id)
 	if err != nil {
 		return Key{}, err
 	}
@@ -290,7 +293,7 @@ func (ks *Keys) Revoke(ctx context.Context, id string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key: %w", err)
 	}
-	if err := ks.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixKey+id), data) }); err != nil {
+	if err := kv.Set(ctx, ks.db, []byte(prefixKey+id), data); err != nil {
 		return Key{}, fmt.Errorf("store key: %w", err)
 	}
 	ks.swap(func(m map[string]*Key) { delete(m, id) })
@@ -302,7 +305,7 @@ func (ks *Keys) Revoke(ctx context.Context, id string) (Key, error) {
 
 // List returns every key, active and revoked, oldest first.
 func (ks *Keys) List(ctx context.Context) ([]Key, error) {
-	return ks.list()
+	return ks.list(ctx)
 }
 
 // HasActiveAdmin reports whether any admin key is active.
@@ -338,23 +341,18 @@ func (ks *Keys) swap(change func(map[string]*Key)) {
 	ks.active.Store(&m)
 }
 
-func (ks *Keys) get(id string) (Key, error) {
+func (ks *Keys) get(ctx context.Context, id string) (Key, error) {
 	var k Key
-	err := ks.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(prefixKey + id))
-		if err != nil {
+	err := ks.db.View(ctx, func(tx kv.Tx) error {
+		var s storedKey
+		if err := getJSON(tx, []byte(prefixKey+id), &s); err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			var s storedKey
-			if err := json.Unmarshal(v, &s); err != nil {
-				return err
-			}
-			k, err = fromStoredKey(s)
-			return err
-		})
+		var err error
+		k, err = fromStoredKey(s)
+		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, kv.ErrNotFound) {
 		return Key{}, fmt.Errorf("key %q: %w", id, engine.ErrNotFound)
 	}
 	if err != nil {
@@ -363,14 +361,12 @@ func (ks *Keys) get(id string) (Key, error) {
 	return k, nil
 }
 
-func (ks *Keys) list() ([]Key, error) {
+func (ks *Keys) list(ctx context.Context) ([]Key, error) {
 	var out []Key
-	err := ks.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixKey), PrefetchValues: true, PrefetchSize: 32})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+	err := ks.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixKey), kv.ScanOptions{}, func(_, v []byte) error {
 			var s storedKey
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &s) }); err != nil {
+			if err := json.Unmarshal(v, &s); err != nil {
 				return err
 			}
 			k, err := fromStoredKey(s)
@@ -378,8 +374,8 @@ func (ks *Keys) list() ([]Key, error) {
 				return err
 			}
 			out = append(out, k)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read keys: %w", err)

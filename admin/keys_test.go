@@ -12,19 +12,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/server"
 	"github.com/riskengine/risk/server/openapi/openapitest"
 )
 
-// keyStack is the key store on a real Badger behind the real server.
+// keyStack is the key store on a real Badger (a features.Store) behind the
+// real server.
 type keyStack struct {
 	tb    testing.TB
 	dir   string
-	db    *badger.DB
+	store *features.Store
 	audit *admin.Audit
 	keys  *admin.Keys
 	http  *httptest.Server
@@ -35,12 +36,12 @@ var startup = engine.WithPrincipal(context.Background(), engine.Principal{Name: 
 
 func newKeyStack(tb testing.TB, dir string) *keyStack {
 	tb.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
-	if err != nil {
+	store := features.New(features.Options{Dir: dir})
+	if err := store.Open(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	s := &keyStack{tb: tb, dir: dir, db: db, audit: admin.NewAudit(db, nil)}
-	s.keys = admin.NewKeys(db, s.audit, nil)
+	s := &keyStack{tb: tb, dir: dir, store: store, audit: admin.NewAudit(store.KV(), nil)}
+	s.keys = admin.NewKeys(store.KV(), s.audit, nil)
 	if err := s.keys.Load(); err != nil {
 		tb.Fatal(err)
 	}
@@ -57,8 +58,8 @@ func (s *keyStack) close() {
 	}
 	s.http.Close()
 	s.http = nil
-	if err := s.db.Close(); err != nil {
-		s.tb.Errorf("close badger: %v", err)
+	if err := s.store.Close(context.Background()); err != nil {
+		s.tb.Errorf("close store: %v", err)
 	}
 }
 
@@ -321,21 +322,16 @@ func TestKeysSurviveRestart(t *testing.T) {
 	if _, err := s.keys.Authenticate(context.Background(), drop.Key); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("revoked key after restart: %v", err)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
+	// Every key of the database, not only the keys' and the audit trail's.
+	err := s.store.KV().View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan(nil, kv.ScanOptions{}, func(k, v []byte) error {
 			for _, secret := range []string{root, keep.Key, drop.Key} {
-				if bytes.Contains(v, []byte(secret)) || bytes.Contains(it.Item().Key(), []byte(secret)) {
-					t.Errorf("a key is stored in the clear under %q", it.Item().Key())
+				if bytes.Contains(v, []byte(secret)) || bytes.Contains(k, []byte(secret)) {
+					t.Errorf("a key is stored in the clear under %q", k)
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -145,7 +145,7 @@ func TestListsAPI(t *testing.T) {
 	h.must(http.StatusCreated, http.MethodPost, "/admin/lists/vip_accounts/items", item{Value: "acc_1"}, nil)
 	h.must(http.StatusNoContent, http.MethodDelete, "/admin/lists/vip", nil, nil)
 	h.must(http.StatusNotFound, http.MethodGet, "/admin/lists/vip", nil, nil)
-	reloaded := features.NewLists(h.store.DB(), nil)
+	reloaded := features.NewLists(h.store.KV(), nil)
 	if err := reloaded.Load(); err != nil {
 		t.Fatal(err)
 	}

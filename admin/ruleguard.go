@@ -159,13 +159,13 @@ func (a *API) shadowRule(ctx context.Context, from int64, id string, details map
 	if err != nil {
 		return Version{}, err
 	}
-	m, _, err := a.drafts.meta()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return ver, err
 	}
 	if !m.Changed {
 		m.BaseVersion = ver.Number
-		if err := a.drafts.replace(m, ver.Spec, ver.Author, ver.CreatedAt); err != nil {
+		if err := a.drafts.replace(ctx, m, ver.Spec, ver.Author, ver.CreatedAt); err != nil {
 			return ver, err
 		}
 	}

@@ -58,7 +58,8 @@ func (a *API) touch(c echo.Context, m *draftMeta) {
 }
 
 func (a *API) listRules(c echo.Context) error {
-	rs, err := a.drafts.rules()
+	ctx := c.Request().Context()
+	rs, err := a.drafts.rules(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (a *API) getRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := a.drafts.rule(id)
+	r, err := a.drafts.rule(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func (a *API) createRule(c echo.Context) error {
 	if err := a.checkRule(r); err != nil {
 		return err
 	}
-	if _, err := a.drafts.rule(r.ID); err == nil {
+	if _, err := a.drafts.rule(ctx, r.ID); err == nil {
 		return fmt.Errorf("rule %q is already in the draft: %w", r.ID, engine.ErrConflict)
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return err
@@ -107,7 +108,7 @@ func (a *API) createRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := a.drafts.meta()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func (a *API) createRule(c echo.Context) error {
 	a.touch(c, &m)
 	dr := draftRule{Rule: r, Pos: m.NextPos, UpdatedAt: m.UpdatedAt, UpdatedBy: m.UpdatedBy}
 	m.NextPos++
-	if err := a.drafts.put(m, &dr); err != nil {
+	if err := a.drafts.put(ctx, m, &dr); err != nil {
 		return err
 	}
 	if err := a.record(ctx, "rule.create", "rule:"+r.ID, nil, r); err != nil {
@@ -155,7 +156,7 @@ func (a *API) updateRule(c echo.Context) error {
 	ctx := c.Request().Context()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	old, err := a.drafts.rule(id)
+	old, err := a.drafts.rule(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -165,14 +166,14 @@ func (a *API) updateRule(c echo.Context) error {
 	if err := a.checkRule(r); err != nil {
 		return err
 	}
-	m, _, err := a.drafts.meta()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
 	r.Version = m.nextVersion(id, old.Version)
 	a.touch(c, &m)
 	dr := draftRule{Rule: r, Pos: old.Pos, UpdatedAt: m.UpdatedAt, UpdatedBy: m.UpdatedBy}
-	if err := a.drafts.put(m, &dr); err != nil {
+	if err := a.drafts.put(ctx, m, &dr); err != nil {
 		return err
 	}
 	if err := a.record(ctx, "rule.update", "rule:"+id, old.Rule, r); err != nil {
@@ -189,16 +190,16 @@ func (a *API) deleteRule(c echo.Context) error {
 	ctx := c.Request().Context()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	old, err := a.drafts.rule(id)
+	old, err := a.drafts.rule(ctx, id)
 	if err != nil {
 		return err
 	}
-	m, _, err := a.drafts.meta()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
 	a.touch(c, &m)
-	if err := a.drafts.remove(m, id); err != nil {
+	if err := a.drafts.remove(ctx, m, id); err != nil {
 		return err
 	}
 	if err := a.record(ctx, "rule.delete", "rule:"+id, old.Rule, nil); err != nil {
@@ -229,11 +230,12 @@ func (a *API) validate(c echo.Context) error {
 }
 
 func (a *API) getDraft(c echo.Context) error {
-	m, _, err := a.drafts.meta()
+	ctx := c.Request().Context()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
-	rs, err := a.drafts.rules()
+	rs, err := a.drafts.rules(ctx)
 	if err != nil {
 		return err
 	}
@@ -259,7 +261,7 @@ func (a *API) updateDraft(c echo.Context) error {
 	ctx := c.Request().Context()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	m, _, err := a.drafts.meta()
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
@@ -274,7 +276,7 @@ func (a *API) updateDraft(c echo.Context) error {
 		return err
 	}
 	a.touch(c, &m)
-	if err := a.drafts.put(m, nil); err != nil {
+	if err := a.drafts.put(ctx, m, nil); err != nil {
 		return err
 	}
 	after := thresholds{m.ChallengeThreshold, m.DenyThreshold}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -93,12 +94,13 @@ func (a *API) publish(c echo.Context) error {
 	if len(in.Comment) > MaxCommentLen {
 		return engine.Invalid("comment", "too_long", fmt.Sprintf("comment is longer than %d characters", MaxCommentLen))
 	}
+	ctx := c.Request().Context()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.noCanary(); err != nil {
 		return err
 	}
-	spec, m, err := a.drafts.spec()
+	spec, m, err := a.drafts.spec(ctx)
 	if err != nil {
 		return err
 	}
@@ -111,15 +113,17 @@ func (a *API) publish(c echo.Context) error {
 		run *canaryRun
 	)
 	if in.CanaryPercent > 0 {
-		ver, run, err = a.startCanary(c.Request().Context(), spec, in.Comment, in.CanaryPercent, in.Guard)
+		ver, run, err = a.startCanary(ctx, spec, in.Comment, in.CanaryPercent, in.Guard)
 	} else {
 		ver, err = a.makeLive(c, spec, in.Comment)
 	}
 	if err != nil {
 		return err
 	}
+	// The version is live: the draft follows it even if the caller has
+	// gone, and the change is recorded (a.record does not cancel either).
 	m.BaseVersion, m.Changed = ver.Number, false
-	if err := a.drafts.put(m, nil); err != nil {
+	if err := a.drafts.put(context.WithoutCancel(ctx), m, nil); err != nil {
 		return err
 	}
 	before := auditVersion{Version: prevNumber}
@@ -131,7 +135,7 @@ func (a *API) publish(c echo.Context) error {
 	if run != nil {
 		after.CanaryPercent, after.Guard = run.Percent, run.Guard
 	}
-	if err := a.record(c.Request().Context(), "ruleset.publish", "ruleset", before, after); err != nil {
+	if err := a.record(ctx, "ruleset.publish", "ruleset", before, after); err != nil {
 		return err
 	}
 	if run != nil {
@@ -210,6 +214,7 @@ func (a *API) rollback(c echo.Context) error {
 	if in.Version <= 0 {
 		return engine.Invalid("version", "required", "version must be the number of an earlier version")
 	}
+	ctx := c.Request().Context()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.noCanary(); err != nil {
@@ -234,19 +239,22 @@ func (a *API) rollback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, _, err := a.drafts.meta()
+	// The version is live: the draft follows it even if the caller has
+	// gone.
+	ctx = context.WithoutCancel(ctx)
+	m, _, err := a.drafts.meta(ctx)
 	if err != nil {
 		return err
 	}
 	if !m.Changed {
 		m.BaseVersion = ver.Number
-		if err := a.drafts.replace(m, ver.Spec, ver.Author, ver.CreatedAt); err != nil {
+		if err := a.drafts.replace(ctx, m, ver.Spec, ver.Author, ver.CreatedAt); err != nil {
 			return err
 		}
 	}
 	d := diffSpecs(prev.Spec, ver.Spec).summary()
 	after := auditVersion{Version: ver.Number, Hash: ver.Hash, Comment: ver.Comment, RolledBackTo: in.Version, diffSummary: &d}
-	if err := a.record(c.Request().Context(), "ruleset.rollback", "ruleset", auditVersion{Version: prev.Number, Hash: prev.Hash}, after); err != nil {
+	if err := a.record(ctx, "ruleset.rollback", "ruleset", auditVersion{Version: prev.Number, Hash: prev.Hash}, after); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, versionInfoJSON{VersionInfo: ver.Info(), Live: true})
@@ -295,10 +303,10 @@ func (a *API) getVersion(c echo.Context) error {
 
 // specAt resolves a version reference: a number, "live" or "draft". name
 // is the query parameter it came from.
-func (a *API) specAt(ref, name string) (rules.Spec, error) {
+func (a *API) specAt(ctx context.Context, ref, name string) (rules.Spec, error) {
 	switch ref {
 	case "draft":
-		spec, _, err := a.drafts.spec()
+		spec, _, err := a.drafts.spec(ctx)
 		return spec, err
 	case "live":
 		n := a.liveVersion()
@@ -328,11 +336,12 @@ func (a *API) diff(c echo.Context) error {
 	if to == "" {
 		to = "draft"
 	}
-	fromSpec, err := a.specAt(from, "from")
+	ctx := c.Request().Context()
+	fromSpec, err := a.specAt(ctx, from, "from")
 	if err != nil {
 		return err
 	}
-	toSpec, err := a.specAt(to, "to")
+	toSpec, err := a.specAt(ctx, to, "to")
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,10 @@
 // Package admin is the analysts' API: rules and their versions, lists,
-// feature definitions and the audit trail. It stores what it owns in the
-// same Badger database as the decisions.
+// feature definitions and the audit trail. It stores what it owns through
+// a kv.DB: on a single node the same Badger database as the decisions.
 package admin
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,12 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/rules"
 
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Version is one published, immutable rule set version.
@@ -34,14 +34,17 @@ const prefixVersion = keyspace.RuleSetVersion
 
 // Versions keeps the published rule set versions. Publishing is serialised;
 // reads are safe for concurrent use.
+//
+// Its methods take no context (callers outside this package use them as
+// they are); each runs its transaction under context.Background().
 type Versions struct {
-	db  *badger.DB
+	db  kv.DB
 	now func() time.Time
 	mu  sync.Mutex
 }
 
 // NewVersions returns the versions kept in db.
-func NewVersions(db *badger.DB, now func() time.Time) *Versions {
+func NewVersions(db kv.DB, now func() time.Time) *Versions {
 	if now == nil {
 		now = time.Now
 	}
@@ -56,36 +59,34 @@ func versionKey(n int64) []byte {
 // when none was ever published.
 func (v *Versions) Latest() (Version, error) {
 	var out Version
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion), PrefetchValues: true})
-		defer it.Close()
-		it.Seek(versionKey(math.MaxInt64))
-		if !it.Valid() {
-			return badger.ErrKeyNotFound
-		}
-		return it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &out) })
+	found := false
+	err := v.db.View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(math.MaxInt64)}, func(_, b []byte) error {
+			found = true
+			if err := json.Unmarshal(b, &out); err != nil {
+				return err
+			}
+			return kv.Stop
+		})
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Version{}, fmt.Errorf("no published rule set: %w", engine.ErrNotFound)
-	}
 	if err != nil {
 		return Version{}, fmt.Errorf("read latest rule set: %w", err)
+	}
+	if !found {
+		return Version{}, fmt.Errorf("no published rule set: %w", engine.ErrNotFound)
 	}
 	return out, nil
 }
 
 // latestNumber returns the newest version's number, 0 when none, reading
 // only keys: a version of a large rule set is slow to decode.
-func (v *Versions) latestNumber() (int64, error) {
+func (v *Versions) latestNumber(ctx context.Context) (int64, error) {
 	var n int64
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion)})
-		defer it.Close()
-		it.Seek(versionKey(math.MaxInt64))
-		if it.Valid() {
-			n = int64(binary.BigEndian.Uint64(it.Item().Key()[len(prefixVersion):]))
-		}
-		return nil
+	err := v.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(math.MaxInt64), KeysOnly: true}, func(k, _ []byte) error {
+			n = int64(binary.BigEndian.Uint64(k[len(prefixVersion):]))
+			return kv.Stop
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read latest rule set: %w", err)
@@ -96,14 +97,8 @@ func (v *Versions) latestNumber() (int64, error) {
 // Get returns version n.
 func (v *Versions) Get(n int64) (Version, error) {
 	var out Version
-	err := v.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(versionKey(n))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(b []byte) error { return json.Unmarshal(b, &out) })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	err := v.db.View(context.Background(), func(tx kv.Tx) error { return getJSON(tx, versionKey(n), &out) })
+	if errors.Is(err, kv.ErrNotFound) {
 		return Version{}, fmt.Errorf("rule set version %d: %w", n, engine.ErrNotFound)
 	}
 	if err != nil {
@@ -115,18 +110,16 @@ func (v *Versions) Get(n int64) (Version, error) {
 // List returns every version, newest first, without their specs.
 func (v *Versions) List() ([]Version, error) {
 	var out []Version
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion), PrefetchValues: true})
-		defer it.Close()
-		for it.Seek(versionKey(math.MaxInt64)); it.Valid(); it.Next() {
+	err := v.db.View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(math.MaxInt64)}, func(_, b []byte) error {
 			var ver Version
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &ver) }); err != nil {
+			if err := json.Unmarshal(b, &ver); err != nil {
 				return err
 			}
 			ver.Spec = rules.Spec{}
 			out = append(out, ver)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list rule set versions: %w", err)
@@ -141,7 +134,8 @@ func (v *Versions) List() ([]Version, error) {
 func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set)) (Version, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	last, err := v.latestNumber()
+	ctx := context.Background()
+	last, err := v.latestNumber(ctx)
 	if err != nil {
 		return Version{}, err
 	}
@@ -156,7 +150,7 @@ func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment strin
 	if err != nil {
 		return Version{}, fmt.Errorf("encode rule set version: %w", err)
 	}
-	if err := v.db.Update(func(txn *badger.Txn) error { return txn.Set(versionKey(next), data) }); err != nil {
+	if err := kv.Set(ctx, v.db, versionKey(next), data); err != nil {
 		return Version{}, fmt.Errorf("store rule set version: %w", err)
 	}
 	if live != nil {
@@ -192,10 +186,11 @@ func (v *Versions) Page(before int64, limit int) ([]VersionInfo, error) {
 		before = math.MaxInt64
 	}
 	out := []VersionInfo{}
-	err := v.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixVersion), PrefetchValues: true, PrefetchSize: min(limit, 100)})
-		defer it.Close()
-		for it.Seek(versionKey(before - 1)); it.Valid() && len(out) < limit; it.Next() {
+	err := v.db.View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(before - 1)}, func(_, b []byte) error {
+			if len(out) >= limit {
+				return kv.Stop
+			}
 			var head struct {
 				VersionInfo
 				Spec struct {
@@ -204,15 +199,15 @@ func (v *Versions) Page(before int64, limit int) ([]VersionInfo, error) {
 					Rules              []struct{} `json:"rules"`
 				} `json:"spec"`
 			}
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &head) }); err != nil {
+			if err := json.Unmarshal(b, &head); err != nil {
 				return err
 			}
 			info := head.VersionInfo
 			info.ChallengeThreshold, info.DenyThreshold = head.Spec.ChallengeThreshold, head.Spec.DenyThreshold
 			info.Rules = len(head.Spec.Rules)
 			out = append(out, info)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list rule set versions: %w", err)

@@ -1,6 +1,7 @@
 package features
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -138,7 +139,7 @@ func TestTrustMissReadsOutsideTheLock(t *testing.T) {
 	release := make(chan struct{})
 	var slowReads atomic.Int32
 	var c trustCache
-	c.init(64, func(entity string) (trustEntry, error) {
+	c.init(64, func(_ context.Context, entity string) (trustEntry, error) {
 		if entity == "slow" {
 			slowReads.Add(1)
 			<-release
@@ -155,7 +156,7 @@ func TestTrustMissReadsOutsideTheLock(t *testing.T) {
 	}
 	got := make(chan trustEntry, 1)
 	go func() {
-		e, err := c.get("slow")
+		e, err := c.get(context.Background(), "slow")
 		if err != nil {
 			t.Error(err)
 		}
@@ -169,7 +170,7 @@ func TestTrustMissReadsOutsideTheLock(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() {
-		if e, err := c.get(other); err != nil || e.trust != 2 {
+		if e, err := c.get(context.Background(), other); err != nil || e.trust != 2 {
 			t.Errorf("get(%s) = %+v, %v", other, e, err)
 		}
 		close(done)
@@ -192,7 +193,7 @@ func TestTrustMissReadsOutsideTheLock(t *testing.T) {
 	if blocked {
 		return
 	}
-	if e, err := c.get("slow"); err != nil || e.trust != 0.5 {
+	if e, err := c.get(context.Background(), "slow"); err != nil || e.trust != 0.5 {
 		t.Errorf("after the put: %+v, %v; want trust 0.5", e, err)
 	}
 }

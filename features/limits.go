@@ -12,11 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
-
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // DefaultTrustCacheEntries bounds the trust states a Limiter keeps in
@@ -59,7 +57,8 @@ type LimiterOptions struct {
 // engine.TrustUpdater and is safe for concurrent use. Build it on an open
 // Store created with Options.LimitsEntity, then call Load.
 type Limiter struct {
-	s     *Store
+	db    kv.DB
+	src   LimiterSources
 	opts  LimiterOptions
 	kind  string
 	spent *feature
@@ -83,15 +82,76 @@ var (
 	_ engine.TrustUpdater = (*Limiter)(nil)
 )
 
+// SpendSource reads the daily spend limits are computed from: the hidden
+// feature a feature store keeps per limit entity. The Badger Store is one;
+// in cluster mode the Redis feature state is another.
+type SpendSource interface {
+	// DailySpent returns the spend, in base-currency minor units, of p's
+	// limit entity over the day ending at p.OccurredAt, excluding p, and
+	// whether it is complete (false while it is rebuilt from history).
+	DailySpent(ctx context.Context, p *engine.Payment) (spent float64, complete bool, err error)
+}
+
+// DecisionSearch finds decisions; limits descriptions read an entity's
+// newest payment through it.
+type DecisionSearch interface {
+	Search(ctx context.Context, q engine.Query) ([]*engine.Record, string, error)
+}
+
+// LimiterSources are where a Limiter reads and keeps its state.
+type LimiterSources struct {
+	// DB keeps the policy, overrides, trust and label markers.
+	DB kv.DB
+	// Spend reads daily spend.
+	Spend SpendSource
+	// Decisions finds an entity's newest payment.
+	Decisions DecisionSearch
+	// Kind is the limit entity: "account", "card" or "account_merchant".
+	Kind string
+	// MarkerTTL is how long a label's applied marker is kept: longer than
+	// a decision is kept, so a late retry cannot apply it twice.
+	MarkerTTL time.Duration
+	// Corrupt, when set, counts stored trust states that do not decode.
+	Corrupt func()
+	// Seed, when set, prepares Spend at Load.
+	Seed func(now time.Time) error
+}
+
 // NewLimiter returns a Limiter over s, which must keep the daily spend
 // (Options.LimitsEntity), with the built-in DefaultPolicy (whose segment
 // expression needs opts.Compile). It does no I/O; call Load before the
 // first decision.
 func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
+	src, err := s.LimiterSources()
+	if err != nil {
+		return nil, err
+	}
+	return NewLimiterOn(src, opts)
+}
+
+// LimiterSources are the store's sources for a Limiter: its kv.DB, its
+// daily spend, its decision log. The store must keep the daily spend
+// (Options.LimitsEntity).
+func (s *Store) LimiterSources() (LimiterSources, error) {
 	f := s.spent()
 	if f == nil {
-		return nil, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
+		return LimiterSources{}, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
 	}
+	return LimiterSources{
+		DB: s.KV(), Spend: s, Decisions: s, Kind: s.opts.LimitsEntity,
+		MarkerTTL: s.opts.Retention + 30*24*time.Hour,
+		Corrupt:   func() { s.ws.corrupt.Add(1) },
+		Seed:      func(now time.Time) error { return f.spend.seedFrom(s.db, f, now.Unix()) },
+	}, nil
+}
+
+// NewLimiterOn returns a Limiter on src; NewLimiter is it on a Badger
+// Store, cluster mode builds it on PostgreSQL and Redis.
+func NewLimiterOn(src LimiterSources, opts LimiterOptions) (*Limiter, error) {
+	if !ValidLimitsEntity(src.Kind) {
+		return nil, fmt.Errorf("limits: unknown limit entity %q", src.Kind)
+	}
+	f := spentFeature(src.Kind)
 	if opts.TrustCacheEntries <= 0 {
 		opts.TrustCacheEntries = DefaultTrustCacheEntries
 	}
@@ -102,7 +162,7 @@ func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("limits: default policy: %w", err)
 	}
-	l := &Limiter{s: s, opts: opts, kind: s.opts.LimitsEntity, spent: f, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
+	l := &Limiter{db: src.DB, src: src, opts: opts, kind: src.Kind, spent: f, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
 	l.policy.Store(cp)
 	l.trust.init(opts.TrustCacheEntries, l.loadTrust)
 	return l, nil
@@ -113,20 +173,19 @@ func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
 func (l *Limiter) Entity() string { return l.kind }
 
 // Load reads the stored policy (or takes DefaultPolicy when none was
-// stored) and the overrides. Call it once, after the store is open.
+// stored) and the overrides, and forgets the trust it holds in memory.
+// Call it after the store is open; in cluster mode it runs again whenever
+// another node changed limits state.
 func (l *Limiter) Load(ctx context.Context) error {
 	var stored *Policy
-	err := l.s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyPolicy))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	v, err := kv.Get(ctx, l.db, []byte(keyPolicy))
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		err = nil
+	case err == nil:
 		stored = new(Policy)
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, stored) })
-	})
+		err = json.Unmarshal(v, stored)
+	}
 	if err != nil {
 		return fmt.Errorf("load limits policy: %w", err)
 	}
@@ -139,13 +198,15 @@ func (l *Limiter) Load(ctx context.Context) error {
 		return fmt.Errorf("compile limits policy v%d: %w", p.Version, err)
 	}
 	l.policy.Store(cp)
-	if err := l.trust.loadIndex(l.s.db); err != nil {
+	if err := l.trust.loadIndex(ctx, l.db); err != nil {
 		return err
 	}
-	if err := l.spent.spend.seedFrom(l.s.db, l.spent, l.opts.Now().Unix()); err != nil {
-		return fmt.Errorf("index daily spend: %w", err)
+	if l.src.Seed != nil {
+		if err := l.src.Seed(l.opts.Now()); err != nil {
+			return fmt.Errorf("index daily spend: %w", err)
+		}
 	}
-	return l.loadOverrides()
+	return l.loadOverrides(ctx)
 }
 
 // Policy returns the live policy.
@@ -176,7 +237,7 @@ func (l *Limiter) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 	if err != nil {
 		return Policy{}, fmt.Errorf("encode limits policy: %w", err)
 	}
-	if err := l.s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyPolicy), data) }); err != nil {
+	if err := kv.Set(ctx, l.db, []byte(keyPolicy), data); err != nil {
 		return Policy{}, fmt.Errorf("store limits policy: %w", err)
 	}
 	l.policy.Store(cp)
@@ -212,22 +273,13 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 		return engine.Limits{}, nil
 	}
 	who := l.entityOf(key)
-	te, err := l.trust.get(who)
+	te, err := l.trust.get(ctx, who)
 	if err != nil {
 		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", who, err)
 	}
-	var spentBase float64
-	if l.spent.spend.mayHave(key, p.OccurredAt.Unix()) {
-		var ebuf [128]byte
-		ekey, _ := entityKey(l.spent.spec, l.spent.def.Entity, p, ebuf[:0]) // present: key was
-		if err := l.s.ws.with(ekey, func(e *entity) bool {
-			if w := e.find(l.spent); w != nil {
-				spentBase = w.value(l.spent, p.OccurredAt)
-			}
-			return false
-		}); err != nil {
-			return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", who, err)
-		}
+	spentBase, complete, err := l.src.Spend.DailySpent(ctx, p)
+	if err != nil {
+		return engine.Limits{}, fmt.Errorf("read daily spend of %s: %w", who, err)
 	}
 	seg, note := pol.segment(p)
 
@@ -264,7 +316,7 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	if ov, ok := l.override(who); ok {
 		l.applyOverride(&out, ov, pol)
 	}
-	if !l.s.ready(l.spent) {
+	if !complete {
 		out.Adjustments = append(out.Adjustments, "daily spend still being rebuilt from history: it may be low")
 	}
 	out.DailySpent = int64(math.Round(convertMinor(spentBase, base, cur, rate)))

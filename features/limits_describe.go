@@ -49,7 +49,7 @@ func (l *Limiter) Describe(ctx context.Context, entityType, id, currency string)
 	if err != nil {
 		return EntityLimits{}, err
 	}
-	st, err := l.readState(entity)
+	st, err := l.readState(ctx, entity)
 	if err != nil {
 		return EntityLimits{}, err
 	}
@@ -75,7 +75,7 @@ func (l *Limiter) latestPayment(ctx context.Context, id string) (engine.Payment,
 		p.Account.ID, p.Merchant.ID, _ = strings.Cut(id, ":")
 		q.AccountID, q.Limit = p.Account.ID, 500
 	}
-	recs, _, err := l.s.Search(ctx, q)
+	recs, _, err := l.src.Decisions.Search(ctx, q)
 	if err != nil {
 		return engine.Payment{}, "", err
 	}

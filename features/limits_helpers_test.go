@@ -65,7 +65,7 @@ func openLimiter(tb testing.TB, dir string, clock *limClock, policy *features.Po
 		o.LimitsEntity = features.EntityAccount
 		o.Now = clock.now
 	})
-	lists := features.NewLists(s.DB(), clock.now)
+	lists := features.NewLists(s.KV(), clock.now)
 	if err := lists.Load(); err != nil {
 		tb.Fatal(err)
 	}

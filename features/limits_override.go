@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/riskengine/risk/features/kv"
 
 	"github.com/riskengine/risk/engine"
 )
@@ -126,7 +126,7 @@ func (l *Limiter) SetOverride(ctx context.Context, entityType, id string, o Over
 	o.Entity, o.Author, o.CreatedAt, o.ExpiresAt = entity, engine.Actor(ctx), now, o.ExpiresAt.UTC()
 	cause := fmt.Sprintf("override set until %s: %s", o.ExpiresAt.Format(time.RFC3339), o.Reason)
 	prev, had := l.override(entity)
-	if err := l.changeOverride(entity, &o, EventOverrideSet, cause, now); err != nil {
+	if err := l.changeOverride(ctx, entity, &o, EventOverrideSet, cause, now); err != nil {
 		return Override{}, err
 	}
 	var before any
@@ -147,7 +147,7 @@ func (l *Limiter) DeleteOverride(ctx context.Context, entityType, id string) err
 	if !ok {
 		return fmt.Errorf("override of %s: %w", entity, engine.ErrNotFound)
 	}
-	if err := l.changeOverride(entity, nil, EventOverrideDeleted, "override lifted", l.opts.Now().UTC()); err != nil {
+	if err := l.changeOverride(ctx, entity, nil, EventOverrideDeleted, "override lifted", l.opts.Now().UTC()); err != nil {
 		return err
 	}
 	return l.audit(ctx, "limits.override.delete", entity, prev, nil)
@@ -155,11 +155,11 @@ func (l *Limiter) DeleteOverride(ctx context.Context, entityType, id string) err
 
 // changeOverride stores (o != nil) or removes an override and records the
 // change in the entity's history, under the entity's lock.
-func (l *Limiter) changeOverride(entity string, o *Override, kind, cause string, now time.Time) error {
+func (l *Limiter) changeOverride(ctx context.Context, entity string, o *Override, kind, cause string, now time.Time) error {
 	mu := l.lock(entity)
 	mu.Lock()
 	defer mu.Unlock()
-	st, err := l.readState(entity)
+	st, err := l.readState(ctx, entity)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (l *Limiter) changeOverride(entity string, o *Override, kind, cause string,
 	}
 	st.History = append(st.History, TrustEvent{At: now, Kind: kind, TrustBefore: trust, TrustAfter: trust, Cause: cause, Author: author})
 	key := []byte(prefixOverride + entity)
-	err = l.s.db.Update(func(txn *badger.Txn) error {
+	err = l.db.Update(ctx, func(txn kv.Tx) error {
 		if err := writeState(txn, entity, &st); err != nil {
 			return err
 		}
@@ -185,7 +185,7 @@ func (l *Limiter) changeOverride(entity string, o *Override, kind, cause string,
 		if err != nil {
 			return fmt.Errorf("encode override: %w", err)
 		}
-		return txn.SetEntry(badger.NewEntry(key, data).WithTTL(o.ExpiresAt.Sub(now) + time.Hour))
+		return txn.SetTTL(key, data, o.ExpiresAt.Sub(now)+time.Hour)
 	})
 	if err != nil {
 		return fmt.Errorf("store override of %s: %w", entity, err)
@@ -200,19 +200,17 @@ func (l *Limiter) changeOverride(entity string, o *Override, kind, cause string,
 	return nil
 }
 
-func (l *Limiter) loadOverrides() error {
+func (l *Limiter) loadOverrides(ctx context.Context) error {
 	m := map[string]Override{}
-	err := l.s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixOverride), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+	err := l.db.View(ctx, func(txn kv.Tx) error {
+		return txn.Scan([]byte(prefixOverride), kv.ScanOptions{}, func(_, v []byte) error {
 			var o Override
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &o) }); err != nil {
+			if err := json.Unmarshal(v, &o); err != nil {
 				return err
 			}
 			m[o.Entity] = o
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("load limit overrides: %w", err)

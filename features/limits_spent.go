@@ -1,6 +1,7 @@
 package features
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -219,4 +220,27 @@ func (s *Store) newHidden(pending map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// DailySpent implements SpendSource on the store's hidden spend feature.
+func (s *Store) DailySpent(ctx context.Context, p *engine.Payment) (float64, bool, error) {
+	f := s.spent()
+	if f == nil {
+		return 0, true, nil
+	}
+	var buf [128]byte
+	key, ok := f.entityKey(p, buf[:0])
+	if !ok || !f.spend.mayHave(key, p.OccurredAt.Unix()) {
+		return 0, s.ready(f), nil
+	}
+	var spent float64
+	var ebuf [128]byte
+	ekey, _ := entityKey(f.spec, f.def.Entity, p, ebuf[:0]) // present: key was
+	err := s.ws.with(ekey, func(e *entity) bool {
+		if w := e.find(f); w != nil {
+			spent = w.value(f, p.OccurredAt)
+		}
+		return false
+	})
+	return spent, s.ready(f), err
 }

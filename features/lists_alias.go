@@ -4,8 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/features/lists"
 )
 
@@ -42,7 +41,7 @@ const (
 // NewLists is lists.New.
 //
 // Deprecated: use lists.New.
-func NewLists(db *badger.DB, now func() time.Time) *Lists { return lists.New(db, now) }
+func NewLists(db kv.DB, now func() time.Time) *Lists { return lists.New(db, now) }
 
 // ParseRange is lists.ParseRange.
 //

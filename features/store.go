@@ -100,6 +100,9 @@ type Store struct {
 	// defsMu serialises changes of the feature definitions.
 	defsMu sync.Mutex
 
+	// kvMu serialises kv.DB Updates; see badgerKV.Update for why.
+	kvMu sync.Mutex
+
 	// flushMu serialises flushes (the flusher, Close and backfills), so
 	// the stored-entity filter is rebuilt while no entity is being written.
 	flushMu sync.Mutex

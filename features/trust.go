@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/riskengine/risk/features/kv"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/riskengine/risk/engine"
@@ -89,7 +89,7 @@ func fmtTrust(t float64) string { return strconv.FormatFloat(t, 'f', -1, 64) }
 // have a state, so a cold entity without one costs no Badger read.
 type trustCache struct {
 	seed     maphash.Seed
-	load     func(entity string) (trustEntry, error)
+	load     func(ctx context.Context, entity string) (trustEntry, error)
 	shards   [16]trustShard
 	inflight singleflight.Group
 
@@ -103,7 +103,7 @@ type trustShard struct {
 	gen uint64 // puts so far
 }
 
-func (c *trustCache) init(capacity int, load func(string) (trustEntry, error)) {
+func (c *trustCache) init(capacity int, load func(context.Context, string) (trustEntry, error)) {
 	c.seed, c.load = maphash.MakeSeed(), load
 	per := max(capacity/len(c.shards), 16)
 	for i := range c.shards {
@@ -115,7 +115,7 @@ func (c *trustCache) shard(entity string) *trustShard {
 	return &c.shards[maphash.String(c.seed, entity)%uint64(len(c.shards))]
 }
 
-func (c *trustCache) get(entity string) (trustEntry, error) {
+func (c *trustCache) get(ctx context.Context, entity string) (trustEntry, error) {
 	s := c.shard(entity)
 	s.mu.Lock()
 	e, ok := s.lru.Get(entity)
@@ -127,7 +127,7 @@ func (c *trustCache) get(entity string) (trustEntry, error) {
 	if !c.mayHave(entity) {
 		return trustEntry{}, nil
 	}
-	v, err, _ := c.inflight.Do(entity, func() (any, error) { return c.load(entity) })
+	v, err, _ := c.inflight.Do(entity, func() (any, error) { return c.load(ctx, entity) })
 	if err != nil {
 		return trustEntry{}, err
 	}
@@ -174,15 +174,13 @@ func (c *trustCache) mayHave(entity string) bool {
 }
 
 // loadIndex reads the keys of every stored trust state.
-func (c *trustCache) loadIndex(db *badger.DB) error {
+func (c *trustCache) loadIndex(ctx context.Context, db kv.DB) error {
 	set := map[uint64]struct{}{}
-	err := db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTrust)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			set[maphash.Bytes(c.seed, it.Item().Key()[len(prefixTrust):])] = struct{}{}
-		}
-		return nil
+	err := db.View(ctx, func(txn kv.Tx) error {
+		return txn.Scan([]byte(prefixTrust), kv.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			set[maphash.Bytes(c.seed, k[len(prefixTrust):])] = struct{}{}
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("index trust states: %w", err)
@@ -193,8 +191,8 @@ func (c *trustCache) loadIndex(db *badger.DB) error {
 	return nil
 }
 
-func (l *Limiter) loadTrust(entity string) (trustEntry, error) {
-	st, err := l.readState(entity)
+func (l *Limiter) loadTrust(ctx context.Context, entity string) (trustEntry, error) {
+	st, err := l.readState(ctx, entity)
 	if err != nil {
 		return trustEntry{}, err
 	}
@@ -202,25 +200,21 @@ func (l *Limiter) loadTrust(entity string) (trustEntry, error) {
 }
 
 // readState reads an entity's stored state; a zero state when none.
-func (l *Limiter) readState(entity string) (trustState, error) {
+func (l *Limiter) readState(ctx context.Context, entity string) (trustState, error) {
 	var st trustState
-	err := l.s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(prefixTrust + entity))
-		if err != nil {
-			return err
+	v, err := kv.Get(ctx, l.db, []byte(prefixTrust+entity))
+	if err == nil {
+		if jerr := json.Unmarshal(v, &st); jerr != nil {
+			err = fmt.Errorf("trust state of %s: %w: %w", entity, jerr, engine.ErrCorrupt)
 		}
-		return item.Value(func(v []byte) error {
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("trust state of %s: %w: %w", entity, err, engine.ErrCorrupt)
-			}
-			return nil
-		})
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	}
+	if errors.Is(err, kv.ErrNotFound) {
 		return trustState{}, nil
 	}
 	if errors.Is(err, engine.ErrCorrupt) {
-		l.s.ws.corrupt.Add(1)
+		if l.src.Corrupt != nil {
+			l.src.Corrupt()
+		}
 		return trustState{}, err
 	}
 	if err != nil {
@@ -229,8 +223,12 @@ func (l *Limiter) readState(entity string) (trustState, error) {
 	return st, nil
 }
 
+// defaultMarkerTTL keeps a label's applied marker when no retention says
+// how long decisions are kept.
+const defaultMarkerTTL = 400 * 24 * time.Hour
+
 // writeState stores st in txn.
-func writeState(txn *badger.Txn, entity string, st *trustState) error {
+func writeState(txn kv.Tx, entity string, st *trustState) error {
 	if n := len(st.History); n > MaxTrustHistory {
 		st.History = append([]TrustEvent(nil), st.History[n-MaxTrustHistory:]...)
 	}
@@ -270,7 +268,7 @@ func (l *Limiter) ApplyLabel(ctx context.Context, rec *engine.Record, lb engine.
 	var st trustState
 	if entity != "" {
 		var err error
-		if st, err = l.readState(entity); err != nil {
+		if st, err = l.readState(ctx, entity); err != nil {
 			return engine.LabelEffect{}, err
 		}
 		res.TrustBefore = pol.Trust.Initial
@@ -281,7 +279,7 @@ func (l *Limiter) ApplyLabel(ctx context.Context, rec *engine.Record, lb engine.
 		res.TrustAfter = res.TrustBefore
 	}
 	marker := []byte(prefixApplied + rec.ID + "\x00" + lb.Label)
-	done, err := l.isApplied(marker)
+	done, err := l.isApplied(ctx, marker)
 	if err != nil || done {
 		return res, err
 	}
@@ -304,14 +302,17 @@ func (l *Limiter) ApplyLabel(ctx context.Context, rec *engine.Record, lb engine.
 			Cause: labelCause(lb.Label, rec.ID, res.TrustBefore, res.TrustAfter, pol), Author: lb.Source, Note: lb.Note,
 		})
 	}
-	ttl := l.s.opts.Retention + 30*24*time.Hour
-	err = l.s.db.Update(func(txn *badger.Txn) error {
+	ttl := l.src.MarkerTTL
+	if ttl <= 0 {
+		ttl = defaultMarkerTTL
+	}
+	err = l.db.Update(ctx, func(txn kv.Tx) error {
 		if entity != "" {
 			if err := writeState(txn, entity, &st); err != nil {
 				return err
 			}
 		}
-		return txn.SetEntry(badger.NewEntry(marker, nil).WithTTL(ttl))
+		return txn.SetTTL(marker, nil, ttl)
 	})
 	if err != nil {
 		return engine.LabelEffect{}, fmt.Errorf("store trust of %s: %w", entity, err)
@@ -353,12 +354,9 @@ func labelCause(label, decisionID string, before, after float64, pol *compiledPo
 	return fmt.Sprintf("%s on decision %s %s", label, decisionID, what)
 }
 
-func (l *Limiter) isApplied(marker []byte) (bool, error) {
-	err := l.s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(marker)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func (l *Limiter) isApplied(ctx context.Context, marker []byte) (bool, error) {
+	_, err := kv.Get(ctx, l.db, marker)
+	if errors.Is(err, kv.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

@@ -62,7 +62,7 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 	if err := s.store.SetDefinitions(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	s.lists = features.NewLists(s.store.DB(), s.clock.now)
+	s.lists = features.NewLists(s.store.KV(), s.clock.now)
 	file, err := rules.ParseFile(rules.Sample())
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 			t.Fatal(err)
 		}
 	}
-	s.audit = admin.NewAudit(s.store.DB(), s.clock.now)
+	s.audit = admin.NewAudit(s.store.KV(), s.clock.now)
 	var lim *features.Limiter
 	if limits {
 		lim, err = features.NewLimiter(s.store, features.LimiterOptions{

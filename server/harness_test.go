@@ -55,7 +55,7 @@ func newStack(tb testing.TB, dir string, spec *rules.Spec) *stack {
 			tb.Fatal(err)
 		}
 	}
-	s.lists = features.NewLists(s.store.DB(), nil)
+	s.lists = features.NewLists(s.store.KV(), nil)
 	if err := s.lists.Load(); err != nil {
 		tb.Fatal(err)
 	}

@@ -56,12 +56,12 @@ func newLive(tb testing.TB, defs []features.Definition, spec rules.Spec) *live {
 	if err := l.store.SetDefinitions(ctx, defs); err != nil {
 		tb.Fatal(err)
 	}
-	l.lists = features.NewLists(l.store.DB(), now)
+	l.lists = features.NewLists(l.store.KV(), now)
 	if err := l.lists.Load(); err != nil {
 		tb.Fatal(err)
 	}
 	l.engine = engine.New(engine.Config{Store: l.store, Features: l.store, Now: now, Budget: time.Second})
-	l.versions = admin.NewVersions(l.store.DB(), now)
+	l.versions = admin.NewVersions(l.store.KV(), now)
 	if _, err := l.versions.Publish(spec, l.env(), "test", "", func(s *rules.Set) { l.engine.SetRules(s) }); err != nil {
 		tb.Fatal(err)
 	}

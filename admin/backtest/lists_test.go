@@ -33,7 +33,7 @@ func TestReplayCIDRMatchesLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	live := features.NewLists(store.DB(), nil)
+	live := features.NewLists(store.KV(), nil)
 	if err := live.Load(); err != nil {
 		t.Fatal(err)
 	}

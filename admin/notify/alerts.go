@@ -10,9 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Alert rule metrics.
@@ -57,7 +56,9 @@ const (
 
 // AlertsConfig configures Alerts. DB and Notifier are required.
 type AlertsConfig struct {
-	DB       *badger.DB
+	// DB holds the alert rules and the alerts (features.Store.KV on a
+	// single node).
+	DB       kv.DB
 	Notifier *Notifier
 	// EvalInterval is how often the rules are evaluated; zero means
 	// DefaultEvalInterval.
@@ -109,11 +110,11 @@ func (a *Alerts) Observe(rec *engine.Record) { a.rates.observe(rec) }
 
 // Load stores the default rules at the first start, then reads the rules
 // and the firing alerts.
-func (a *Alerts) Load() error {
-	err := a.cfg.DB.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get([]byte(keyAlertSeeded)); err == nil {
+func (a *Alerts) Load(ctx context.Context) error {
+	err := a.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.Get([]byte(keyAlertSeeded)); err == nil {
 			return nil
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		} else if !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		for _, r := range DefaultAlertRules() {
@@ -121,36 +122,34 @@ func (a *Alerts) Load() error {
 			if err != nil {
 				return err
 			}
-			if err := txn.Set([]byte(prefixAlertRule+r.ID), v); err != nil {
+			if err := tx.Set([]byte(prefixAlertRule+r.ID), v); err != nil {
 				return err
 			}
 		}
-		return txn.Set([]byte(keyAlertSeeded), []byte{1})
+		return tx.Set([]byte(keyAlertSeeded), []byte{1})
 	})
 	if err != nil {
 		return fmt.Errorf("seed alert rules: %w", err)
 	}
 	list := []AlertRule{}
-	err = a.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixAlertRule), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+	err = a.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixAlertRule), kv.ScanOptions{}, func(_, v []byte) error {
 			var r AlertRule
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &r) }); err != nil {
+			if err := decodeValue(v, &r); err != nil {
 				return err
 			}
 			if err := r.check(); err != nil {
 				return fmt.Errorf("stored alert rule %q: %w", r.ID, err)
 			}
 			list = append(list, r)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("read alert rules: %w", err)
 	}
 	a.rules.Store(&list)
-	recent, err := a.Recent(context.Background())
+	recent, err := a.Recent(ctx)
 	if err != nil {
 		return err
 	}
@@ -166,7 +165,7 @@ func (a *Alerts) Load() error {
 
 // Open loads, then evaluates the rules every EvalInterval until Close.
 func (a *Alerts) Open(ctx context.Context) error {
-	if err := a.Load(); err != nil {
+	if err := a.Load(ctx); err != nil {
 		return err
 	}
 	a.stop, a.done = make(chan struct{}), make(chan struct{})
@@ -225,7 +224,7 @@ func (a *Alerts) Rule(id string) (AlertRule, error) {
 // PutRule checks and stores r, creating it (create true; an existing id
 // is a conflict) or replacing it (an unknown id is not found). It returns
 // the rule before (zero when created).
-func (a *Alerts) PutRule(r AlertRule, create bool) (AlertRule, error) {
+func (a *Alerts) PutRule(ctx context.Context, r AlertRule, create bool) (AlertRule, error) {
 	if err := r.check(); err != nil {
 		return AlertRule{}, err
 	}
@@ -245,7 +244,7 @@ func (a *Alerts) PutRule(r AlertRule, create bool) (AlertRule, error) {
 	if err != nil {
 		return AlertRule{}, err
 	}
-	if err := a.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixAlertRule+r.ID), v) }); err != nil {
+	if err := kv.Set(ctx, a.cfg.DB, []byte(prefixAlertRule+r.ID), v); err != nil {
 		return AlertRule{}, fmt.Errorf("store alert rule: %w", err)
 	}
 	next := slices.Clone(cur)
@@ -269,7 +268,7 @@ func (a *Alerts) DeleteRule(ctx context.Context, id string) (AlertRule, error) {
 		a.mu.Unlock()
 		return AlertRule{}, fmt.Errorf("alert rule %q: %w", id, engine.ErrNotFound)
 	}
-	if err := a.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(prefixAlertRule + id)) }); err != nil {
+	if err := kv.Delete(ctx, a.cfg.DB, []byte(prefixAlertRule+id)); err != nil {
 		a.mu.Unlock()
 		return AlertRule{}, fmt.Errorf("delete alert rule: %w", err)
 	}
@@ -360,7 +359,7 @@ func (a *Alerts) fire(ctx context.Context, al Alert) error {
 	}
 	now := a.cfg.Now().UTC()
 	al.ID, al.State, al.FiredAt = engine.NewID("alr_", now), StateFiring, now
-	if err := a.store(al); err != nil {
+	if err := a.store(ctx, al); err != nil {
 		return err
 	}
 	a.firing[al.Key] = &al
@@ -382,7 +381,7 @@ func (a *Alerts) Resolve(ctx context.Context, key, summary string, value *float6
 	if value != nil {
 		al.Value = value
 	}
-	if err := a.store(al); err != nil {
+	if err := a.store(ctx, al); err != nil {
 		return err
 	}
 	delete(a.firing, key)
@@ -390,16 +389,19 @@ func (a *Alerts) Resolve(ctx context.Context, key, summary string, value *float6
 	return err
 }
 
-func (a *Alerts) store(al Alert) error {
+func (a *Alerts) store(ctx context.Context, al Alert) error {
 	v, err := encodeValue(al)
 	if err != nil {
 		return err
 	}
-	e := badger.NewEntry(alertKey(al.FiredAt.UnixNano(), al.Key), v)
-	if al.State == StateResolved {
-		e = e.WithTTL(a.cfg.Retention)
-	}
-	if err := a.cfg.DB.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+	key := alertKey(al.FiredAt.UnixNano(), al.Key)
+	err = a.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		if al.State == StateResolved {
+			return tx.SetTTL(key, v, a.cfg.Retention)
+		}
+		return tx.Set(key, v)
+	})
+	if err != nil {
 		return fmt.Errorf("store alert: %w", err)
 	}
 	return nil
@@ -409,20 +411,21 @@ func (a *Alerts) store(al Alert) error {
 // first, at most recentAlerts.
 func (a *Alerts) Recent(ctx context.Context) ([]Alert, error) {
 	out := []Alert{}
-	err := a.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefixAlert), PrefetchValues: true, PrefetchSize: 32})
-		defer it.Close()
-		for it.Seek(append([]byte(prefixAlert), 0xff)); it.Valid() && len(out) < recentAlerts; it.Next() {
+	err := a.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixAlert), kv.ScanOptions{Reverse: true}, func(_, v []byte) error {
+			if len(out) == recentAlerts {
+				return kv.Stop
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			var al Alert
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &al) }); err != nil {
+			if err := decodeValue(v, &al); err != nil {
 				return err
 			}
 			out = append(out, al)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)

@@ -70,7 +70,7 @@ func (h alertHandlers) create(c echo.Context) error {
 	if err := bind(c, &r); err != nil {
 		return err
 	}
-	if _, err := h.a.PutRule(r, true); err != nil {
+	if _, err := h.a.PutRule(c.Request().Context(), r, true); err != nil {
 		return err
 	}
 	r, _ = h.a.Rule(r.ID)
@@ -91,7 +91,7 @@ func (h alertHandlers) replace(c echo.Context) error {
 	if r.ID != c.Param("id") {
 		return engine.Invalid("id", "id_mismatch", "id in the body must match the path")
 	}
-	before, err := h.a.PutRule(r, false)
+	before, err := h.a.PutRule(c.Request().Context(), r, false)
 	if err != nil {
 		return err
 	}

@@ -178,8 +178,8 @@ func TestAlertRulesAPI(t *testing.T) {
 		t.Errorf("delete default = %d", code)
 	}
 	// A deleted default stays deleted at the next start.
-	again := notify.NewAlerts(notify.AlertsConfig{DB: s.store.DB(), Notifier: s.n})
-	if err := again.Load(); err != nil {
+	again := notify.NewAlerts(notify.AlertsConfig{DB: s.store.KV(), Notifier: s.n})
+	if err := again.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := again.Rule("deny_spike"); err == nil {

@@ -16,9 +16,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // maxPerHook is how many due deliveries of one hook a delivery goroutine
@@ -88,7 +87,7 @@ func (n *Notifier) dispatch(ctx context.Context, wait bool) error {
 		if busy {
 			continue
 		}
-		tasks, err := n.due(h.ID, now)
+		tasks, err := n.due(ctx, h.ID, now)
 		if err != nil {
 			return err
 		}
@@ -127,24 +126,21 @@ func (n *Notifier) dispatch(ctx context.Context, wait bool) error {
 }
 
 // due reads up to maxPerHook deliveries of hook id due at now (Unix ns).
-func (n *Notifier) due(id string, now int64) ([]dueTask, error) {
+func (n *Notifier) due(ctx context.Context, id string, now int64) ([]dueTask, error) {
 	var out []dueTask
 	prefix := duePrefix(id)
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: maxPerHook})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < maxPerHook; it.Next() {
-			k := it.Item().KeyCopy(nil)
-			if int64(binary.BigEndian.Uint64(k[len(prefix):])) > now {
-				break
+	err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan(prefix, kv.ScanOptions{}, func(k, v []byte) error {
+			if len(out) == maxPerHook || int64(binary.BigEndian.Uint64(k[len(prefix):])) > now {
+				return kv.Stop
 			}
 			var t task
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &t) }); err != nil {
+			if err := decodeValue(v, &t); err != nil {
 				return err
 			}
-			out = append(out, dueTask{key: k, t: t})
-		}
-		return nil
+			out = append(out, dueTask{key: bytes.Clone(k), t: t})
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
@@ -157,15 +153,16 @@ const maxPendingCount = 100_000
 
 // Pending counts the deliveries of hook id waiting in the outbox (due now
 // or later), up to maxPendingCount.
-func (n *Notifier) Pending(id string) (int, error) {
+func (n *Notifier) Pending(ctx context.Context, id string) (int, error) {
 	count := 0
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: duePrefix(id)})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && count < maxPendingCount; it.Next() {
+	err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan(duePrefix(id), kv.ScanOptions{KeysOnly: true}, func(_, _ []byte) error {
+			if count == maxPendingCount {
+				return kv.Stop
+			}
 			count++
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("count pending deliveries: %w", err)
@@ -175,24 +172,25 @@ func (n *Notifier) Pending(id string) (int, error) {
 
 // dropQueue deletes every pending delivery of hook id, a thousand per
 // transaction.
-func (n *Notifier) dropQueue(id string) error {
+func (n *Notifier) dropQueue(ctx context.Context, id string) error {
 	prefix := duePrefix(id)
 	for {
 		var keys [][]byte
-		err := n.cfg.DB.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			return nil
+		err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
+			return tx.Scan(prefix, kv.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+				if len(keys) == 1000 {
+					return kv.Stop
+				}
+				keys = append(keys, bytes.Clone(k))
+				return nil
+			})
 		})
 		if err != nil || len(keys) == 0 {
 			return err
 		}
-		err = n.cfg.DB.Update(func(txn *badger.Txn) error {
+		err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
 			for _, k := range keys {
-				if err := txn.Delete(k); err != nil {
+				if err := tx.Delete(k); err != nil {
 					return err
 				}
 			}
@@ -209,14 +207,16 @@ func (n *Notifier) dropQueue(id string) error {
 // took it.
 func (n *Notifier) attempt(ctx context.Context, h Hook, dt dueTask) bool {
 	t := dt.t
-	body, err := n.eventBody(t.EventID)
+	body, err := n.eventBody(ctx, t.EventID)
 	if errors.Is(err, engine.ErrNotFound) {
 		// Expired (older than Retention): nothing left to send.
-		_ = n.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Delete(dt.key) })
+		_ = kv.Delete(ctx, n.cfg.DB, dt.key)
 		return true
 	}
 	if err != nil {
-		n.cfg.Log.Error("webhooks: read event", "event_id", t.EventID, "err", err)
+		if ctx.Err() == nil { // not shutting down
+			n.cfg.Log.Error("webhooks: read event", "event_id", t.EventID, "err", err)
+		}
 		return false
 	}
 	at := n.now()
@@ -240,16 +240,18 @@ func (n *Notifier) attempt(ctx context.Context, h Hook, dt dueTask) bool {
 			a.NextAttemptAt, next = due, &due
 		}
 	}
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(dt.key); err != nil {
+	// The attempt was made: record it even if Close comes meanwhile, so
+	// a delivered event is not sent again.
+	err = n.cfg.DB.Update(context.WithoutCancel(ctx), func(tx kv.Tx) error {
+		if err := tx.Delete(dt.key); err != nil {
 			return err
 		}
 		if next != nil {
-			if err := n.putTask(txn, t, *next); err != nil {
+			if err := n.putTask(tx, t, *next); err != nil {
 				return err
 			}
 		}
-		return n.logAttempt(txn, h.ID, a)
+		return n.logAttempt(tx, h.ID, a)
 	})
 	if err != nil {
 		n.cfg.Log.Error("webhooks: record delivery", "event_id", t.EventID, "hook_id", h.ID, "err", err)
@@ -257,25 +259,17 @@ func (n *Notifier) attempt(ctx context.Context, h Hook, dt dueTask) bool {
 	return derr == nil
 }
 
-func (n *Notifier) logAttempt(txn *badger.Txn, hookID string, a Attempt) error {
+func (n *Notifier) logAttempt(tx kv.Tx, hookID string, a Attempt) error {
 	v, err := encodeValue(a)
 	if err != nil {
 		return err
 	}
-	return txn.SetEntry(badger.NewEntry(logKey(hookID, a.At.UnixNano(), a.EventID), v).WithTTL(n.cfg.Retention))
+	return tx.SetTTL(logKey(hookID, a.At.UnixNano(), a.EventID), v, n.cfg.Retention)
 }
 
-func (n *Notifier) eventBody(id string) ([]byte, error) {
-	var body []byte
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(prefixEvent + id))
-		if err != nil {
-			return err
-		}
-		body, err = item.ValueCopy(nil)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func (n *Notifier) eventBody(ctx context.Context, id string) ([]byte, error) {
+	body, err := kv.Get(ctx, n.cfg.DB, []byte(prefixEvent+id))
+	if errors.Is(err, kv.ErrNotFound) {
 		return nil, fmt.Errorf("event %q: %w", id, engine.ErrNotFound)
 	}
 	return body, err
@@ -335,7 +329,7 @@ func (n *Notifier) Test(ctx context.Context, id string) (Attempt, error) {
 	if derr != nil {
 		a.Error = derr.Error()
 	}
-	if err := n.cfg.DB.Update(func(txn *badger.Txn) error { return n.logAttempt(txn, h.ID, a) }); err != nil {
+	if err := n.cfg.DB.Update(ctx, func(tx kv.Tx) error { return n.logAttempt(tx, h.ID, a) }); err != nil {
 		return Attempt{}, fmt.Errorf("record test delivery: %w", err)
 	}
 	return a, nil
@@ -348,7 +342,7 @@ func (n *Notifier) Retry(ctx context.Context, id, eventID string) error {
 	if err != nil {
 		return err
 	}
-	body, err := n.eventBody(eventID)
+	body, err := n.eventBody(ctx, eventID)
 	if err != nil {
 		return err
 	}
@@ -360,8 +354,8 @@ func (n *Notifier) Retry(ctx context.Context, id, eventID string) error {
 		return fmt.Errorf("webhook %q is not subscribed to %s: %w", id, ev.Type, engine.ErrConflict)
 	}
 	now := n.now()
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		return n.putTask(txn, task{EventID: ev.ID, HookID: h.ID, Type: ev.Type, Since: now}, now)
+	err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		return n.putTask(tx, task{EventID: ev.ID, HookID: h.ID, Type: ev.Type, Since: now}, now)
 	})
 	if err != nil {
 		return fmt.Errorf("queue resend: %w", err)
@@ -377,35 +371,32 @@ func (n *Notifier) Deliveries(ctx context.Context, id string, limit int, cursor 
 		return nil, "", err
 	}
 	prefix := logPrefix(id)
-	start := append(append([]byte{}, prefix...), 0xff)
+	var from []byte // nil: the newest attempt
 	if cursor != "" {
 		b, err := hex.DecodeString(cursor)
 		if err != nil || len(b) < 8 {
 			return nil, "", engine.Invalid("cursor", "invalid_cursor", "cursor is not one this endpoint returned")
 		}
-		start = append(append([]byte{}, prefix...), b...)
+		from = append(append([]byte{}, prefix...), b...)
 	}
 	out := []Attempt{}
 	next := ""
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: prefix, PrefetchValues: true, PrefetchSize: min(limit, 100)})
-		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
+	err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan(prefix, kv.ScanOptions{Reverse: true, From: from}, func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			k := it.Item().Key()
 			if len(out) == limit {
 				next = hex.EncodeToString(out0(k, len(prefix)))
-				return nil
+				return kv.Stop
 			}
 			var a Attempt
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &a) }); err != nil {
+			if err := decodeValue(v, &a); err != nil {
 				return err
 			}
 			out = append(out, a)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("read deliveries: %w", err)

@@ -3,9 +3,9 @@
 // that fire and resolve as webhook events.
 //
 // Decision events are derived by following the durable decision log from a
-// cursor kept in Badger, as the review queue does, so nothing is added to
+// cursor kept in the store, as the review queue does, so nothing is added to
 // the decision path: an acknowledged decision is in the log, and its
-// events are put in the outbox, with the cursor past it, in one Badger
+// events are put in the outbox, with the cursor past it, in one
 // transaction on the next pass, even when the process died right after
 // answering. Rule set and list events are derived the same way from the
 // audit trail. Delivery reads due entries of the outbox in small batches,

@@ -79,7 +79,7 @@ func newStack(t testing.TB, opts ...option) *stack {
 	if err := s.store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.audit = admin.NewAudit(s.store.DB(), c.now)
+	s.audit = admin.NewAudit(s.store.KV(), c.now)
 	set, err := rules.Compile(testSpec, rules.Env{}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -87,20 +87,20 @@ func newStack(t testing.TB, opts ...option) *stack {
 	s.engine = engine.New(engine.Config{Store: s.store, Features: s.store, Now: c.now, Budget: 5 * time.Second})
 	s.engine.SetRules(set)
 	cfg := notify.Config{
-		DB: s.store.DB(), Decisions: s.store, Audit: s.audit, PublicURL: "https://risk.example.com",
+		DB: s.store.KV(), Decisions: s.store, Audit: s.audit, PublicURL: "https://risk.example.com",
 		AllowPrivate: true, RetryBase: time.Second, MaxRetryDelay: time.Minute, Timeout: 2 * time.Second, Now: c.now,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	s.n = notify.New(cfg)
-	if err := s.n.Load(); err != nil {
+	if err := s.n.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Engine: s.engine, Decisions: s.store, Feedback: s.engine, Auth: testKeys})
 	notify.Register(srv.Group("/admin"), srv.Require, s.n, s.audit)
-	s.alerts = notify.NewAlerts(notify.AlertsConfig{DB: s.store.DB(), Notifier: s.n, Now: c.now})
-	if err := s.alerts.Load(); err != nil {
+	s.alerts = notify.NewAlerts(notify.AlertsConfig{DB: s.store.KV(), Notifier: s.n, Now: c.now})
+	if err := s.alerts.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	notify.RegisterAlerts(srv.Group("/admin"), srv.Require, s.alerts, s.audit)

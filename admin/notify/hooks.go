@@ -10,9 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // MaxDescriptionLen bounds a webhook's description.
@@ -84,7 +83,7 @@ func (n *Notifier) Create(ctx context.Context, spec HookSpec) (Hook, error) {
 	if err != nil {
 		return Hook{}, err
 	}
-	if err := n.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixHook+h.ID), v) }); err != nil {
+	if err := kv.Set(ctx, n.cfg.DB, []byte(prefixHook+h.ID), v); err != nil {
 		return Hook{}, fmt.Errorf("store webhook: %w", err)
 	}
 	next := append(slices.Clone(cur), h)
@@ -109,37 +108,36 @@ func (n *Notifier) Hook(id string) (Hook, error) {
 
 // Delete removes webhook id and its pending deliveries; its deliveries
 // log expires.
-func (n *Notifier) Delete(id string) (Hook, error) {
+func (n *Notifier) Delete(ctx context.Context, id string) (Hook, error) {
 	n.hookMu.Lock()
 	defer n.hookMu.Unlock()
 	h, err := n.Hook(id)
 	if err != nil {
 		return Hook{}, err
 	}
-	if err := n.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(prefixHook + id)) }); err != nil {
+	if err := kv.Delete(ctx, n.cfg.DB, []byte(prefixHook+id)); err != nil {
 		return Hook{}, fmt.Errorf("delete webhook: %w", err)
 	}
 	next := slices.DeleteFunc(slices.Clone(*n.hooks.Load()), func(x Hook) bool { return x.ID == id })
 	n.hooks.Store(&next)
-	if err := n.dropQueue(id); err != nil {
+	// The hook is gone: its queue goes too, even if the caller has.
+	if err := n.dropQueue(context.WithoutCancel(ctx), id); err != nil {
 		return h, fmt.Errorf("drop the deleted webhook's deliveries: %w", err)
 	}
 	return h, nil
 }
 
-func (n *Notifier) loadHooks() ([]Hook, error) {
+func (n *Notifier) loadHooks(ctx context.Context) ([]Hook, error) {
 	hooks := []Hook{}
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixHook), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+	err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan([]byte(prefixHook), kv.ScanOptions{}, func(_, v []byte) error {
 			var h Hook
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &h) }); err != nil {
+			if err := decodeValue(v, &h); err != nil {
 				return err
 			}
 			hooks = append(hooks, h)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)

@@ -95,7 +95,7 @@ func (h handlers) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pending, err := h.n.Pending(hook.ID)
+	pending, err := h.n.Pending(c.Request().Context(), hook.ID)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (h handlers) get(c echo.Context) error {
 }
 
 func (h handlers) remove(c echo.Context) error {
-	hook, err := h.n.Delete(c.Param("id"))
+	hook, err := h.n.Delete(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}

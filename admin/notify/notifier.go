@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Defaults for Config.
@@ -27,8 +27,8 @@ const (
 	// MaxHooks bounds how many webhooks may exist; each delivers on at
 	// most one goroutine at a time.
 	MaxHooks = 50
-	// chunk is how many decisions one Badger transaction of the log
-	// reader covers.
+	// chunk is how many decisions one transaction of the log reader
+	// covers.
 	chunk = 512
 )
 
@@ -41,7 +41,9 @@ type Decisions interface {
 
 // Config configures a Notifier. DB, Decisions and Audit are required.
 type Config struct {
-	DB        *badger.DB
+	// DB holds the webhooks, the outbox, the events, the deliveries log
+	// and the cursors (features.Store.KV on a single node).
+	DB        kv.DB
 	Decisions Decisions
 	Audit     *admin.Audit
 	// PublicURL is where the console is reached (--public-url); decision
@@ -174,8 +176,8 @@ func New(cfg Config) *Notifier {
 
 // Load reads the webhooks and makes sure both cursors are stored, without
 // starting the background work; Sync and Deliver then run a pass.
-func (n *Notifier) Load() error {
-	hooks, err := n.loadHooks()
+func (n *Notifier) Load(ctx context.Context) error {
+	hooks, err := n.loadHooks(ctx)
 	if err != nil {
 		return err
 	}
@@ -184,20 +186,20 @@ func (n *Notifier) Load() error {
 	if err != nil {
 		return err
 	}
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		if _, err := txn.Get([]byte(keyCursor)); err == badger.ErrKeyNotFound {
+	err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.Get([]byte(keyCursor)); errors.Is(err, kv.ErrNotFound) {
 			var first uint64
 			if n.cfg.FirstSeq != nil {
 				first = n.cfg.FirstSeq()
 			}
-			if err := txn.Set([]byte(keyCursor), u64(first)); err != nil {
+			if err := tx.Set([]byte(keyCursor), u64(first)); err != nil {
 				return err
 			}
 		} else if err != nil {
 			return err
 		}
-		if _, err := txn.Get([]byte(keyAuditCursor)); err == badger.ErrKeyNotFound {
-			return txn.Set([]byte(keyAuditCursor), u64(uint64(last)))
+		if _, err := tx.Get([]byte(keyAuditCursor)); errors.Is(err, kv.ErrNotFound) {
+			return tx.Set([]byte(keyAuditCursor), u64(uint64(last)))
 		} else if err != nil {
 			return err
 		}
@@ -212,7 +214,7 @@ func (n *Notifier) Load() error {
 // Open loads, then reads the logs and delivers in the background until
 // Close.
 func (n *Notifier) Open(ctx context.Context) error {
-	if err := n.Load(); err != nil {
+	if err := n.Load(ctx); err != nil {
 		return err
 	}
 	n.stop = make(chan struct{})

@@ -11,13 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
-// maxWrites bounds the writes of one Badger transaction of the reader,
-// well below Badger's transaction size limit.
+// maxWrites bounds the writes of one transaction of the reader, well
+// below what a store accepts in one (Badger's size limit, kv.ErrTooBig).
 const maxWrites = 4000
 
 var errChunk = errors.New("chunk full")
@@ -110,8 +109,8 @@ func eventID(decisionID, t string) string {
 }
 
 // put stores ev and a due delivery for every hook subscribed to its type,
-// in txn, and returns the number of writes (0 when no hook subscribes).
-func (n *Notifier) put(txn *badger.Txn, hooks []Hook, ev Event, now time.Time) (int, error) {
+// in tx, and returns the number of writes (0 when no hook subscribes).
+func (n *Notifier) put(tx kv.Tx, hooks []Hook, ev Event, now time.Time) (int, error) {
 	writes := 0
 	for i := range hooks {
 		h := &hooks[i]
@@ -123,12 +122,12 @@ func (n *Notifier) put(txn *badger.Txn, hooks []Hook, ev Event, now time.Time) (
 			if err != nil {
 				return 0, fmt.Errorf("encode event: %w", err)
 			}
-			if err := txn.SetEntry(badger.NewEntry([]byte(prefixEvent+ev.ID), body).WithTTL(n.cfg.Retention)); err != nil {
+			if err := tx.SetTTL([]byte(prefixEvent+ev.ID), body, n.cfg.Retention); err != nil {
 				return 0, err
 			}
 			writes++
 		}
-		if err := n.putTask(txn, task{EventID: ev.ID, HookID: h.ID, Type: ev.Type, Since: ev.CreatedAt}, now); err != nil {
+		if err := n.putTask(tx, task{EventID: ev.ID, HookID: h.ID, Type: ev.Type, Since: ev.CreatedAt}, now); err != nil {
 			return 0, err
 		}
 		writes++
@@ -136,12 +135,12 @@ func (n *Notifier) put(txn *badger.Txn, hooks []Hook, ev Event, now time.Time) (
 	return writes, nil
 }
 
-func (n *Notifier) putTask(txn *badger.Txn, t task, due time.Time) error {
+func (n *Notifier) putTask(tx kv.Tx, t task, due time.Time) error {
 	v, err := encodeValue(t)
 	if err != nil {
 		return err
 	}
-	return txn.Set(dueKey(due.UnixNano(), t.HookID, t.EventID), v)
+	return tx.Set(dueKey(due.UnixNano(), t.HookID, t.EventID), v)
 }
 
 func newEvent(id, typ string, at time.Time, data any) (Event, error) {
@@ -169,8 +168,8 @@ func (n *Notifier) Publish(ctx context.Context, typ, id string, data any) (strin
 		return "", err
 	}
 	hooks := n.Hooks()
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		_, err := n.put(txn, hooks, ev, now)
+	err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		_, err := n.put(tx, hooks, ev, now)
 		return err
 	})
 	if err != nil {
@@ -181,16 +180,16 @@ func (n *Notifier) Publish(ctx context.Context, typ, id string, data any) (strin
 }
 
 // PublishTxn puts an event of type typ with data and id in the outbox
-// within txn, for every webhook subscribed to it, so the event is stored
-// exactly when what txn stores is (a review item). The dispatcher sends it
-// on its next pass.
-func (n *Notifier) PublishTxn(txn *badger.Txn, typ, id string, data any) error {
+// within tx, for every webhook subscribed to it, so the event is stored
+// exactly when what tx stores is (a review item). The dispatcher sends it
+// on its next pass. tx must be a transaction of Config.DB.
+func (n *Notifier) PublishTxn(tx kv.Tx, typ, id string, data any) error {
 	now := n.now()
 	ev, err := newEvent(id, typ, now, data)
 	if err != nil {
 		return err
 	}
-	if _, err := n.put(txn, n.Hooks(), ev, now); err != nil {
+	if _, err := n.put(tx, n.Hooks(), ev, now); err != nil {
 		return fmt.Errorf("store %s event: %w", typ, err)
 	}
 	return nil
@@ -232,7 +231,7 @@ func (n *Notifier) Sync(ctx context.Context) (int, error) {
 
 // syncDecisions reads one chunk of the decision log.
 func (n *Notifier) syncDecisions(ctx context.Context) (stored int, more bool, err error) {
-	from, err := n.readU64(keyCursor)
+	from, err := n.readU64(ctx, keyCursor)
 	if err != nil {
 		return 0, false, err
 	}
@@ -272,8 +271,8 @@ func (n *Notifier) syncDecisions(ctx context.Context) (stored int, more bool, er
 	if len(recs) == 0 {
 		return 0, false, nil
 	}
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		cur, err := getU64(txn, keyCursor)
+	err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		cur, err := getU64(tx, keyCursor)
 		if err != nil {
 			return err
 		}
@@ -281,11 +280,11 @@ func (n *Notifier) syncDecisions(ctx context.Context) (stored int, more bool, er
 			return fmt.Errorf("webhook cursor moved from %d to %d during a pass", from, cur)
 		}
 		for _, ev := range events {
-			if _, err := n.put(txn, hooks, ev, now); err != nil {
+			if _, err := n.put(tx, hooks, ev, now); err != nil {
 				return err
 			}
 		}
-		return txn.Set([]byte(keyCursor), u64(next))
+		return tx.Set([]byte(keyCursor), u64(next))
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("store decision events: %w", err)
@@ -325,7 +324,7 @@ type AuditData struct {
 
 // syncAudit reads one chunk of the audit trail.
 func (n *Notifier) syncAudit(ctx context.Context) (stored int, more bool, err error) {
-	last, err := n.readU64(keyAuditCursor)
+	last, err := n.readU64(ctx, keyAuditCursor)
 	if err != nil {
 		return 0, false, err
 	}
@@ -351,8 +350,8 @@ func (n *Notifier) syncAudit(ctx context.Context) (stored int, more bool, err er
 		events = append(events, ev)
 	}
 	next := uint64(entries[len(entries)-1].ID)
-	err = n.cfg.DB.Update(func(txn *badger.Txn) error {
-		cur, err := getU64(txn, keyAuditCursor)
+	err = n.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		cur, err := getU64(tx, keyAuditCursor)
 		if err != nil {
 			return err
 		}
@@ -360,11 +359,11 @@ func (n *Notifier) syncAudit(ctx context.Context) (stored int, more bool, err er
 			return fmt.Errorf("webhook audit cursor moved from %d to %d during a pass", last, cur)
 		}
 		for _, ev := range events {
-			if _, err := n.put(txn, hooks, ev, now); err != nil {
+			if _, err := n.put(tx, hooks, ev, now); err != nil {
 				return err
 			}
 		}
-		return txn.Set([]byte(keyAuditCursor), u64(next))
+		return tx.Set([]byte(keyAuditCursor), u64(next))
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("store audit events: %w", err)
@@ -381,33 +380,28 @@ func anySubscribes(hooks []Hook, t string) bool {
 	return false
 }
 
-func (n *Notifier) readU64(key string) (uint64, error) {
+func (n *Notifier) readU64(ctx context.Context, key string) (uint64, error) {
 	var v uint64
-	err := n.cfg.DB.View(func(txn *badger.Txn) error {
+	err := n.cfg.DB.View(ctx, func(tx kv.Tx) error {
 		var err error
-		v, err = getU64(txn, key)
+		v, err = getU64(tx, key)
 		return err
 	})
 	return v, err
 }
 
-func getU64(txn *badger.Txn, key string) (uint64, error) {
-	item, err := txn.Get([]byte(key))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func getU64(tx kv.Tx, key string) (uint64, error) {
+	b, err := tx.Get([]byte(key))
+	if errors.Is(err, kv.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", key, err)
 	}
-	var v uint64
-	err = item.Value(func(b []byte) error {
-		if len(b) != 8 {
-			return fmt.Errorf("%s of %d bytes", key, len(b))
-		}
-		v = binary.BigEndian.Uint64(b)
-		return nil
-	})
-	return v, err
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%s of %d bytes", key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

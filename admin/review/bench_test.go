@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // BenchmarkSync is the queue's cost per decision read from the log (none
@@ -35,9 +34,7 @@ func BenchmarkSync(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		// Rewind the cursor (key rq/cursor, see keys.go) to read it all again.
-		if err := s.store.DB().Update(func(txn *badger.Txn) error {
-			return txn.Set([]byte("rq/cursor"), binary.BigEndian.AppendUint64(nil, 0))
-		}); err != nil {
+		if err := kv.Set(ctx, s.store.KV(), []byte("rq/cursor"), binary.BigEndian.AppendUint64(nil, 0)); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

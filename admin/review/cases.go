@@ -11,11 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Lists are the named block lists a case closed as fraud adds its entities
@@ -93,7 +92,7 @@ const (
 	maxBlockLists   = 10
 )
 
-// Cases keeps cases in Badger. It is safe for concurrent use.
+// Cases keeps cases in Config.DB. It is safe for concurrent use.
 type Cases struct {
 	cfg Config
 	// mu serialises changes, so a read-modify-write of a case is never
@@ -158,7 +157,7 @@ func (cs *Cases) Create(ctx context.Context, in NewCase) (Case, error) {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if err := cs.put(c); err != nil {
+	if err := cs.put(ctx, c); err != nil {
 		return Case{}, err
 	}
 	return c, nil
@@ -166,27 +165,27 @@ func (cs *Cases) Create(ctx context.Context, in NewCase) (Case, error) {
 
 // Get returns a case, or an error wrapping engine.ErrNotFound.
 func (cs *Cases) Get(ctx context.Context, id string) (Case, error) {
+	v, err := kv.Get(ctx, cs.cfg.DB, []byte(prefixCase+id))
+	if errors.Is(err, kv.ErrNotFound) {
+		return Case{}, fmt.Errorf("case %q: %w", id, engine.ErrNotFound)
+	}
+	if err != nil {
+		return Case{}, err
+	}
 	var c Case
-	err := cs.cfg.DB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(prefixCase + id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("case %q: %w", id, engine.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return decodeValue(v, &c) })
-	})
-	return c, err
+	if err := decodeValue(v, &c); err != nil {
+		return Case{}, err
+	}
+	return c, nil
 }
 
-func (cs *Cases) put(c Case) error {
+func (cs *Cases) put(ctx context.Context, c Case) error {
 	v, err := encodeValue(c)
 	if err != nil {
 		return err
 	}
-	if err := cs.cfg.DB.Update(func(txn *badger.Txn) error {
-		return txn.SetEntry(cs.cfg.entry([]byte(prefixCase+c.ID), v, c.UpdatedAt))
+	if err := cs.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		return cs.cfg.set(tx, []byte(prefixCase+c.ID), v, c.UpdatedAt)
 	}); err != nil {
 		return fmt.Errorf("store case: %w", err)
 	}
@@ -208,7 +207,7 @@ func (cs *Cases) update(ctx context.Context, id string, fn func(c *Case) error) 
 		return Case{}, Case{}, err
 	}
 	after.UpdatedAt = cs.cfg.Now().UTC()
-	return before, after, cs.put(after)
+	return before, after, cs.put(ctx, after)
 }
 
 // AddNote appends a note by the caller.

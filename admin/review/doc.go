@@ -4,11 +4,11 @@
 // A decision asks for review when an active review rule matched
 // (engine.Record.ReviewRequested) or when the review policy selects it (an
 // outcome, a merchant, an amount). The queue opens one item per such
-// decision by tailing the decision log from a cursor kept in Badger, so an
+// decision by tailing the decision log from a cursor kept in the store, so an
 // acknowledged decision gets its item even when the process dies right
 // after answering: the log is durable, the item is opened on the next pass.
 // Items are opened idempotently (the item id is derived from the decision
-// id) and in the same Badger transaction that moves the cursor.
+// id) and in the same transaction that moves the cursor.
 //
 // Reviewers claim an item (one at a time; a claim expires), then close it
 // as legit, fraud or unsure. Closing applies the matching feedback label

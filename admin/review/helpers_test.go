@@ -99,7 +99,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 	if err := s.store.SetDefinitions(ctx, defs); err != nil {
 		t.Fatal(err)
 	}
-	s.lists = features.NewLists(s.store.DB(), c.now)
+	s.lists = features.NewLists(s.store.KV(), c.now)
 	if err := s.lists.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 			t.Fatal(err)
 		}
 	}
-	s.audit = admin.NewAudit(s.store.DB(), c.now)
+	s.audit = admin.NewAudit(s.store.KV(), c.now)
 	lim, err := features.NewLimiter(s.store, features.LimiterOptions{Compile: compilePredicate, Lists: s.lists, Audit: admin.LimitsAudit(s.audit), Now: c.now})
 	if err != nil {
 		t.Fatal(err)
@@ -130,12 +130,12 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 	s.engine = engine.New(engine.Config{Store: s.store, Features: s.store, Labels: s.store, Limiter: lim, Trust: lim, Now: c.now, Budget: 5 * time.Second})
 	s.engine.SetRules(set)
 	cfg := review.Config{
-		DB: s.store.DB(), Decisions: s.store, Feedback: s.engine, Lists: s.lists, Audit: s.audit,
+		DB: s.store.KV(), Decisions: s.store, Feedback: s.engine, Lists: s.lists, Audit: s.audit,
 		ClaimTTL: claimTTL, Retention: 30 * 24 * time.Hour, Now: c.now,
 		OnOpen: func(_ context.Context, it review.Item) { s.opened = append(s.opened, it) },
 	}
 	s.queue, s.cases = review.NewQueue(cfg), review.NewCases(cfg)
-	if err := s.queue.Load(); err != nil {
+	if err := s.queue.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Engine: s.engine, Decisions: s.store, Feedback: s.engine, Auth: testKeys})

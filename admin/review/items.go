@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // ItemQuery selects items. Zero fields do not filter, except Status.
@@ -64,35 +63,33 @@ func (q *Queue) List(ctx context.Context, f ItemQuery) ([]Item, string, error) {
 		out  []Item
 		next string
 	)
-	err := q.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: f.Newest})
-		defer it.Close()
-		seek := append(bytes.Clone(prefix), after...)
+	err := q.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		from := append(bytes.Clone(prefix), after...)
 		if f.Newest && after == nil {
-			seek = append(seek, 0xff)
+			from = nil // the newest entry
 		}
 		examined := 0
 		var last []byte // the suffix of the last index entry examined
-		for it.Seek(seek); it.Valid(); it.Next() {
-			suffix := it.Item().Key()[len(prefix):]
+		return tx.Scan(prefix, kv.ScanOptions{Reverse: f.Newest, From: from, KeysOnly: true}, func(key, _ []byte) error {
+			suffix := key[len(prefix):]
 			if after != nil && bytes.Equal(suffix, after) {
-				continue
+				return nil
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if len(out) == f.Limit || examined == maxExamined {
 				next = base64.RawURLEncoding.EncodeToString(last)
-				break
+				return kv.Stop
 			}
 			examined++
 			last = bytes.Clone(suffix)
 			if len(suffix) <= 8 {
-				continue
+				return nil
 			}
-			item, err := getItem(txn, string(suffix[8:]))
+			item, err := getItem(tx, string(suffix[8:]))
 			if errors.Is(err, engine.ErrNotFound) {
-				continue // expired
+				return nil // expired
 			}
 			if err != nil {
 				return err
@@ -101,8 +98,8 @@ func (q *Queue) List(ctx context.Context, f ItemQuery) ([]Item, string, error) {
 			if item.Status == f.Status && (f.Queue == "" || item.Queue == f.Queue) && (f.Assignee == "" || item.Assignee == f.Assignee) {
 				out = append(out, item)
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list review items: %w", err)
@@ -113,9 +110,9 @@ func (q *Queue) List(ctx context.Context, f ItemQuery) ([]Item, string, error) {
 // Get returns an item as of now, or an error wrapping engine.ErrNotFound.
 func (q *Queue) Get(ctx context.Context, id string) (Item, error) {
 	var it Item
-	err := q.cfg.DB.View(func(txn *badger.Txn) error {
+	err := q.cfg.DB.View(ctx, func(tx kv.Tx) error {
 		var err error
-		it, err = getItem(txn, id)
+		it, err = getItem(tx, id)
 		return err
 	})
 	if err != nil {
@@ -124,16 +121,16 @@ func (q *Queue) Get(ctx context.Context, id string) (Item, error) {
 	return it.effective(q.now()), nil
 }
 
-func getItem(txn *badger.Txn, id string) (Item, error) {
-	var it Item
-	item, err := txn.Get([]byte(prefixItem + id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func getItem(tx kv.Tx, id string) (Item, error) {
+	v, err := tx.Get([]byte(prefixItem + id))
+	if errors.Is(err, kv.ErrNotFound) {
 		return Item{}, fmt.Errorf("review item %q: %w", id, engine.ErrNotFound)
 	}
 	if err != nil {
 		return Item{}, err
 	}
-	if err := item.Value(func(v []byte) error { return decodeValue(v, &it) }); err != nil {
+	var it Item
+	if err := decodeValue(v, &it); err != nil {
 		return Item{}, fmt.Errorf("decode review item %q: %w", id, err)
 	}
 	return it, nil
@@ -147,9 +144,9 @@ func (q *Queue) Claim(ctx context.Context, id string) (Item, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var it Item
-	err := q.cfg.DB.Update(func(txn *badger.Txn) error {
+	err := q.cfg.DB.Update(ctx, func(tx kv.Tx) error {
 		var err error
-		if it, err = getItem(txn, id); err != nil {
+		if it, err = getItem(tx, id); err != nil {
 			return err
 		}
 		now := q.now()
@@ -161,7 +158,7 @@ func (q *Queue) Claim(ctx context.Context, id string) (Item, error) {
 			return fmt.Errorf("review item %s is claimed by %s until %s: %w", id, it.Assignee, it.ClaimExpiresAt.Format("15:04:05Z07:00"), engine.ErrConflict)
 		}
 		it.Status, it.Assignee, it.ClaimedAt, it.ClaimExpiresAt = StatusClaimed, who, now, now.Add(q.cfg.ClaimTTL)
-		return q.putItem(txn, it)
+		return q.putItem(tx, it)
 	})
 	if err != nil {
 		return Item{}, err
@@ -260,14 +257,16 @@ func (q *Queue) CloseItem(ctx context.Context, id string, c Closing) (Item, *eng
 	now := q.now()
 	it.Status, it.Assignee, it.Resolution, it.Note, it.Tags, it.ClosedAt = StatusClosed, who, c.Resolution, c.Note, c.Tags, now
 	it.ClaimExpiresAt = time.Time{}
-	err = q.cfg.DB.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID)); err != nil {
+	// The label is applied already, so the item is closed even when the
+	// caller has gone meanwhile; a retry would label the decision again.
+	err = q.cfg.DB.Update(context.WithoutCancel(ctx), func(tx kv.Tx) error {
+		if err := tx.Delete(timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID)); err != nil {
 			return err
 		}
-		if err := txn.SetEntry(q.cfg.entry(timeKey(prefixClosed, now.UnixNano(), it.ID), nil, it.OpenedAt)); err != nil {
+		if err := q.cfg.set(tx, timeKey(prefixClosed, now.UnixNano(), it.ID), nil, it.OpenedAt); err != nil {
 			return err
 		}
-		return q.putItem(txn, it)
+		return q.putItem(tx, it)
 	})
 	if err != nil {
 		return Item{}, nil, fmt.Errorf("close review item: %w", err)

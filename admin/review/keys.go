@@ -6,7 +6,7 @@ import (
 	"github.com/riskengine/risk/features/keyspace"
 )
 
-// Badger keys of this package: every prefix is here, and in the table of
+// Keys of this package in kv.DB: every prefix is here, and in the table of
 // docs/architecture.md. Values start with a format byte (formatJSON), then
 // JSON.
 const (

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // CaseQuery selects cases, newest first. Zero fields do not filter.
@@ -109,38 +108,36 @@ func (cs *Cases) walk(ctx context.Context, f CaseQuery, take func(c Case) bool) 
 		return "", engine.Invalid("cursor", "invalid_cursor", "cursor is not one this server issued")
 	}
 	var next string
-	err := cs.cfg.DB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixCase), Reverse: true})
-		defer it.Close()
-		seek := append([]byte(prefixCase), 0xff)
+	err := cs.cfg.DB.View(ctx, func(tx kv.Tx) error {
+		var from []byte // nil: the newest case
 		if f.Cursor != "" {
-			seek = []byte(prefixCase + f.Cursor)
+			from = []byte(prefixCase + f.Cursor)
 		}
 		last, examined := "", 0
-		for it.Seek(seek); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[len(prefixCase):])
+		return tx.Scan([]byte(prefixCase), kv.ScanOptions{Reverse: true, From: from}, func(key, value []byte) error {
+			id := string(key[len(prefixCase):])
 			if id == f.Cursor {
-				continue
+				return nil
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if examined == maxCaseScan {
 				next = last
-				return nil
+				return kv.Stop
 			}
 			var c Case
-			if err := it.Item().Value(func(v []byte) error { return decodeValue(v, &c) }); err != nil {
+			if err := decodeValue(value, &c); err != nil {
 				return fmt.Errorf("decode case %s: %w", id, err)
 			}
 			if f.matches(&c) && !take(c) {
 				next = last
-				return nil
+				return kv.Stop
 			}
 			examined++
 			last = id
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return "", fmt.Errorf("search cases: %w", err)

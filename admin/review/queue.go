@@ -9,10 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Defaults for Config.
@@ -39,7 +38,9 @@ type Feedbacker interface {
 // Config configures a Queue and Cases. DB, Decisions, Feedback and Audit
 // are required.
 type Config struct {
-	DB        *badger.DB
+	// DB holds the items, the cases, the policy and the cursor
+	// (features.Store.KV on a single node).
+	DB        kv.DB
 	Decisions Decisions
 	Feedback  Feedbacker
 	// Lists receive the entities of a case closed as fraud with a block.
@@ -62,12 +63,12 @@ type Config struct {
 	// stored, for the decision.review webhook event (EventReview). It must
 	// not block; nil means none.
 	OnOpen func(ctx context.Context, it Item)
-	// OpenTxn, when set, is called for every item opened inside the Badger
+	// OpenTxn, when set, is called for every item opened inside the
 	// transaction that stores it, so what it writes (the decision.review
 	// webhook event in the outbox) is stored exactly when the item is, even
 	// if the process dies right after. An error aborts the pass, which is
 	// repeated.
-	OpenTxn func(txn *badger.Txn, it Item) error
+	OpenTxn func(tx kv.Tx, it Item) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Log receives what cannot be returned; nil discards.
@@ -118,7 +119,7 @@ func NewQueue(cfg Config) *Queue {
 // is none), then reads the decision log in the background every
 // PollInterval until Close.
 func (q *Queue) Open(ctx context.Context) error {
-	if err := q.Load(); err != nil {
+	if err := q.Load(ctx); err != nil {
 		return err
 	}
 	q.stop, q.done = make(chan struct{}), make(chan struct{})
@@ -128,26 +129,26 @@ func (q *Queue) Open(ctx context.Context) error {
 
 // Load loads the policy and makes sure a cursor is stored, without
 // starting the background reader; Sync then reads the log.
-func (q *Queue) Load() error {
+func (q *Queue) Load(ctx context.Context) error {
 	var p Policy
-	err := q.cfg.DB.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyPolicy))
+	err := q.cfg.DB.Update(ctx, func(tx kv.Tx) error {
+		v, err := tx.Get([]byte(keyPolicy))
 		switch {
 		case err == nil:
-			if err := item.Value(func(v []byte) error { return decodeValue(v, &p) }); err != nil {
+			if err := decodeValue(v, &p); err != nil {
 				return fmt.Errorf("decode review policy: %w", err)
 			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
+		case !errors.Is(err, kv.ErrNotFound):
 			return err
 		}
-		if _, err := txn.Get([]byte(keyCursor)); !errors.Is(err, badger.ErrKeyNotFound) {
+		if _, err := tx.Get([]byte(keyCursor)); !errors.Is(err, kv.ErrNotFound) {
 			return err
 		}
 		var first uint64
 		if q.cfg.FirstSeq != nil {
 			first = q.cfg.FirstSeq()
 		}
-		return txn.Set([]byte(keyCursor), seqValue(first))
+		return tx.Set([]byte(keyCursor), seqValue(first))
 	})
 	if err != nil {
 		return fmt.Errorf("load review queue: %w", err)
@@ -197,17 +198,18 @@ func (q *Queue) loop() {
 
 func (q *Queue) now() time.Time { return q.cfg.Now().UTC() }
 
-// entry is a Badger entry of key and value that expires Retention after t.
-func (c *Config) entry(key, value []byte, t time.Time) *badger.Entry {
-	e := badger.NewEntry(key, value)
-	if c.Retention > 0 {
-		ttl := t.Add(c.Retention).Sub(c.Now())
-		if ttl <= 0 {
-			ttl = time.Hour
-		}
-		e = e.WithTTL(ttl)
+// set stores value under key in tx, to expire Retention after t (an hour
+// from now when that has passed already); without Retention it never
+// expires.
+func (c *Config) set(tx kv.Tx, key, value []byte, t time.Time) error {
+	if c.Retention <= 0 {
+		return tx.Set(key, value)
 	}
-	return e
+	ttl := t.Add(c.Retention).Sub(c.Now())
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	return tx.SetTTL(key, value, ttl)
 }
 
 // Policy returns the review policy in force.
@@ -228,7 +230,7 @@ func (q *Queue) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	if err := q.cfg.DB.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyPolicy), v) }); err != nil {
+	if err := kv.Set(ctx, q.cfg.DB, []byte(keyPolicy), v); err != nil {
 		return Policy{}, fmt.Errorf("store review policy: %w", err)
 	}
 	return *q.policy.Swap(&p), nil

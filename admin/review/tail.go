@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 )
 
-// chunk is how many decisions one Badger transaction of Sync covers: the
+// chunk is how many decisions one transaction of Sync covers: the
 // items opened for them and the cursor past them are written together.
 const chunk = 512
 
@@ -28,7 +27,7 @@ func (q *Queue) Sync(ctx context.Context) (int, error) {
 	defer q.syncMu.Unlock()
 	opened := 0
 	for {
-		from, err := q.cursor()
+		from, err := q.cursor(ctx)
 		if err != nil {
 			return opened, err
 		}
@@ -57,7 +56,7 @@ func (q *Queue) Sync(ctx context.Context) (int, error) {
 		if n == 0 {
 			return opened, nil
 		}
-		added, err := q.openItems(items, from, next)
+		added, err := q.openItems(ctx, items, from, next)
 		if err != nil {
 			return opened, err
 		}
@@ -75,11 +74,11 @@ func (q *Queue) Sync(ctx context.Context) (int, error) {
 
 // openItems stores the items not stored yet and moves the cursor from
 // from to next, in one transaction. It returns the items it stored.
-func (q *Queue) openItems(items []Item, from, next uint64) ([]Item, error) {
+func (q *Queue) openItems(ctx context.Context, items []Item, from, next uint64) ([]Item, error) {
 	var added []Item
-	err := q.cfg.DB.Update(func(txn *badger.Txn) error {
+	err := q.cfg.DB.Update(ctx, func(tx kv.Tx) error {
 		added = added[:0]
-		cur, err := readCursor(txn)
+		cur, err := readCursor(tx)
 		if err != nil {
 			return err
 		}
@@ -88,27 +87,27 @@ func (q *Queue) openItems(items []Item, from, next uint64) ([]Item, error) {
 		}
 		for _, it := range items {
 			key := []byte(prefixItem + it.ID)
-			_, err := txn.Get(key)
+			_, err := tx.Get(key)
 			if err == nil {
 				continue // opened before
 			}
-			if !errors.Is(err, badger.ErrKeyNotFound) {
+			if !errors.Is(err, kv.ErrNotFound) {
 				return err
 			}
-			if err := q.putItem(txn, it); err != nil {
+			if err := q.putItem(tx, it); err != nil {
 				return err
 			}
-			if err := txn.SetEntry(q.cfg.entry(timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID), nil, it.OpenedAt)); err != nil {
+			if err := q.cfg.set(tx, timeKey(prefixActive, it.OpenedAt.UnixNano(), it.ID), nil, it.OpenedAt); err != nil {
 				return err
 			}
 			if q.cfg.OpenTxn != nil {
-				if err := q.cfg.OpenTxn(txn, it); err != nil {
+				if err := q.cfg.OpenTxn(tx, it); err != nil {
 					return err
 				}
 			}
 			added = append(added, it)
 		}
-		return txn.Set([]byte(keyCursor), seqValue(next))
+		return tx.Set([]byte(keyCursor), seqValue(next))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open review items: %w", err)
@@ -116,41 +115,36 @@ func (q *Queue) openItems(items []Item, from, next uint64) ([]Item, error) {
 	return added, nil
 }
 
-func (q *Queue) putItem(txn *badger.Txn, it Item) error {
+func (q *Queue) putItem(tx kv.Tx, it Item) error {
 	v, err := encodeValue(it)
 	if err != nil {
 		return err
 	}
-	return txn.SetEntry(q.cfg.entry([]byte(prefixItem+it.ID), v, it.OpenedAt))
+	return q.cfg.set(tx, []byte(prefixItem+it.ID), v, it.OpenedAt)
 }
 
-func (q *Queue) cursor() (uint64, error) {
+func (q *Queue) cursor(ctx context.Context) (uint64, error) {
 	var seq uint64
-	err := q.cfg.DB.View(func(txn *badger.Txn) error {
+	err := q.cfg.DB.View(ctx, func(tx kv.Tx) error {
 		var err error
-		seq, err = readCursor(txn)
+		seq, err = readCursor(tx)
 		return err
 	})
 	return seq, err
 }
 
-func readCursor(txn *badger.Txn) (uint64, error) {
-	item, err := txn.Get([]byte(keyCursor))
-	if errors.Is(err, badger.ErrKeyNotFound) {
+func readCursor(tx kv.Tx) (uint64, error) {
+	v, err := tx.Get([]byte(keyCursor))
+	if errors.Is(err, kv.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read review cursor: %w", err)
 	}
-	var seq uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("review cursor of %d bytes", len(v))
-		}
-		seq = binary.BigEndian.Uint64(v)
-		return nil
-	})
-	return seq, err
+	if len(v) != 8 {
+		return 0, fmt.Errorf("review cursor of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 func seqValue(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

@@ -5,17 +5,17 @@
 package lists
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
-
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // List kinds. A string list matches values exactly; a cidr list holds IP
@@ -55,7 +55,7 @@ type Item struct {
 // on the payment path, and in Badger for durability. Changes are live for
 // the next decision. It is safe for concurrent use.
 type Store struct {
-	db  *badger.DB
+	db  kv.DB
 	now func() time.Time
 
 	// wmu serialises changes, and the reads that purge expired items;
@@ -74,45 +74,51 @@ const (
 	prefixListItem = keyspace.ListItem
 )
 
+// loadTimeout bounds one read or write of the lists' records.
+const loadTimeout = 30 * time.Second
+
+// deleteChunk is how many keys one transaction of Delete removes.
+const deleteChunk = 1000
+
 var listNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
 // New returns the lists kept in db. Call Load before use.
-func New(db *badger.DB, now func() time.Time) *Store {
+func New(db kv.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
 	return &Store{db: db, now: now, lists: map[string]*memList{}}
 }
 
-// Load reads every list from Badger.
+// Load reads every list from the store, replacing what is in memory. In
+// cluster mode it runs again whenever another node changed a list.
 func (l *Store) Load() error {
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
 	lists := map[string]*memList{}
-	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixListMeta), PrefetchValues: true})
-		for it.Rewind(); it.Valid(); it.Next() {
-			var m List
-			if err := it.Item().Value(func(v []byte) (err error) { m, err = decodeList(v); return err }); err != nil {
-				it.Close()
+	now := l.now()
+	err := l.db.View(ctx, func(tx kv.Tx) error {
+		err := tx.Scan([]byte(prefixListMeta), kv.ScanOptions{}, func(_, v []byte) error {
+			m, err := decodeList(v)
+			if err != nil {
 				return err
 			}
 			lists[m.Name] = newMemList(m)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		it.Close()
-		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixListItem), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var (
-				list string
-				item Item
-			)
-			if err := it.Item().Value(func(v []byte) (err error) { list, item, err = decodeItem(v); return err }); err != nil {
+		return tx.Scan([]byte(prefixListItem), kv.ScanOptions{}, func(_, v []byte) error {
+			list, item, err := decodeItem(v)
+			if err != nil {
 				return err
 			}
-			if ml := lists[list]; ml != nil {
+			if ml := lists[list]; ml != nil && (item.ExpiresAt.IsZero() || item.ExpiresAt.After(now)) {
 				ml.add(item)
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("load lists: %w", err)
@@ -184,7 +190,7 @@ func (l *Store) Put(m List) (List, error) {
 		m.CreatedAt = l.now().UTC()
 	}
 	data := encodeList(m)
-	if err := l.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixListMeta+m.Name), data) }); err != nil {
+	if err := kv.Set(context.Background(), l.db, []byte(prefixListMeta+m.Name), data); err != nil {
 		return List{}, fmt.Errorf("store list: %w", err)
 	}
 	l.mu.Lock()
@@ -240,30 +246,33 @@ func (l *Store) Delete(name string) error {
 	// the same name would inherit. Deleting keys (rather than DropPrefix)
 	// does not stall the decision writes.
 	prefix := []byte(prefixListItem + name + "\x00")
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
 	var keys [][]byte
-	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
-		}
-		return nil
+	err := l.db.View(ctx, func(tx kv.Tx) error {
+		return tx.Scan(prefix, kv.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("delete list: %w", err)
 	}
-	wb := l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
+	keys = append(keys, []byte(prefixListMeta+name))
+	for len(keys) > 0 {
+		n := min(len(keys), deleteChunk)
+		err := l.db.Update(ctx, func(tx kv.Tx) error {
+			for _, k := range keys[:n] {
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("delete list: %w", err)
 		}
-	}
-	if err := wb.Delete([]byte(prefixListMeta + name)); err != nil {
-		return fmt.Errorf("delete list: %w", err)
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("delete list: %w", err)
+		keys = keys[n:]
 	}
 	l.mu.Lock()
 	delete(l.lists, name)
@@ -321,14 +330,18 @@ func (l *Store) AddItems(name string, items []Item) ([]Item, error) {
 			it.ExpiresAt = it.ExpiresAt.UTC()
 		}
 	}
-	err := l.db.Update(func(txn *badger.Txn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	err := l.db.Update(ctx, func(tx kv.Tx) error {
 		for _, it := range items {
-			data := encodeItem(name, it)
-			e := badger.NewEntry([]byte(prefixListItem+name+"\x00"+it.Value), data)
-			if !it.ExpiresAt.IsZero() {
-				e = e.WithTTL(it.ExpiresAt.Sub(now) + time.Second)
+			key, data := []byte(prefixListItem+name+"\x00"+it.Value), encodeItem(name, it)
+			var err error
+			if it.ExpiresAt.IsZero() {
+				err = tx.Set(key, data)
+			} else {
+				err = tx.SetTTL(key, data, it.ExpiresAt.Sub(now)+time.Second)
 			}
-			if err := txn.SetEntry(e); err != nil {
+			if err != nil {
 				return err
 			}
 		}
@@ -364,9 +377,7 @@ func (l *Store) DeleteItem(name, value string) (Item, error) {
 	if !ok {
 		return Item{}, fmt.Errorf("item %q in list %q: %w", value, name, engine.ErrNotFound)
 	}
-	if err := l.db.Update(func(txn *badger.Txn) error {
-		return txn.Delete([]byte(prefixListItem + name + "\x00" + value))
-	}); err != nil {
+	if err := kv.Delete(context.Background(), l.db, []byte(prefixListItem+name+"\x00"+value)); err != nil {
 		return Item{}, fmt.Errorf("delete list item: %w", err)
 	}
 	l.mu.Lock()

@@ -1,15 +1,16 @@
 package lists_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/features/lists"
 )
 
@@ -31,18 +32,23 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// openDB opens a Badger database in dir, closed when the test ends.
-func openDB(tb testing.TB, dir string) *badger.DB {
+// openDB opens a store in dir and returns its kv.DB; the store is closed
+// when the test ends.
+func openDB(tb testing.TB, dir string) kv.DB {
 	tb.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
-	if err != nil {
+	s := features.New(features.Options{Dir: dir})
+	if err := s.Open(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	tb.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return s.KV()
 }
 
-func newLists(tb testing.TB, db *badger.DB, now func() time.Time) *lists.Store {
+func newLists(tb testing.TB, db kv.DB, now func() time.Time) *lists.Store {
 	tb.Helper()
 	l := lists.New(db, now)
 	if err := l.Load(); err != nil {

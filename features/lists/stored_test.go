@@ -1,12 +1,12 @@
 package lists_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/features/lists"
 )
 
@@ -104,11 +104,11 @@ func TestListsRefuseNewerVersion(t *testing.T) {
 	}
 }
 
-func writeRaw(tb testing.TB, db *badger.DB, kv map[string]string) {
+func writeRaw(tb testing.TB, db kv.DB, values map[string]string) {
 	tb.Helper()
-	err := db.Update(func(txn *badger.Txn) error {
-		for k, v := range kv {
-			if err := txn.Set([]byte(k), []byte(v)); err != nil {
+	err := db.Update(context.Background(), func(tx kv.Tx) error {
+		for k, v := range values {
+			if err := tx.Set([]byte(k), []byte(v)); err != nil {
 				return err
 			}
 		}
@@ -119,20 +119,15 @@ func writeRaw(tb testing.TB, db *badger.DB, kv map[string]string) {
 	}
 }
 
-func readRaw(tb testing.TB, db *badger.DB) map[string]string {
+// readRaw returns every stored list record (prefix "l").
+func readRaw(tb testing.TB, db kv.DB) map[string]string {
 	tb.Helper()
 	out := map[string]string{}
-	err := db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			out[string(it.Item().Key())] = string(v)
-		}
-		return nil
+	err := db.View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan([]byte("l"), kv.ScanOptions{}, func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		})
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -142,17 +142,19 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Release()
-	if db.Schema != "" {
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.Schema}.Sanitize()); err != nil {
-			return fmt.Errorf("create schema %s: %w", db.Schema, err)
-		}
-	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}
 	defer func() {
 		_, _ = conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock)
 	}()
+	// Under the lock: CREATE SCHEMA IF NOT EXISTS run by two sessions at
+	// once can fail on the catalog's unique index.
+	if db.Schema != "" {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{db.Schema}.Sanitize()); err != nil {
+			return fmt.Errorf("create schema %s: %w", db.Schema, err)
+		}
+	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 		version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("schema_version: %w", err)

@@ -57,7 +57,7 @@ func newEngineServer(t *testing.T) *engineServer {
 			t.Fatal(err)
 		}
 	}
-	lists := features.NewLists(store.DB(), nil)
+	lists := features.NewLists(store.KV(), nil)
 	must(lists.Load())
 	must(admin.LoadDefinitions(ctx, store, nil))
 	names := func() []string {
@@ -68,16 +68,16 @@ func newEngineServer(t *testing.T) *engineServer {
 		return n
 	}
 	eng := engine.New(engine.Config{Store: store, Features: store, Labels: store})
-	versions := admin.NewVersions(store.DB(), nil)
+	versions := admin.NewVersions(store.KV(), nil)
 	must(admin.LoadRules(versions, lists, rules.Env{Features: names(), Lists: lists}, nil, "", func(s *rules.Set) { eng.SetRules(s) }))
-	audit := admin.NewAudit(store.DB(), nil)
-	keys := admin.NewKeys(store.DB(), audit, nil)
+	audit := admin.NewAudit(store.KV(), nil)
+	keys := admin.NewKeys(store.KV(), audit, nil)
 	must(keys.Load())
 	if _, _, err := keys.Ensure(engine.WithPrincipal(ctx, engine.Principal{Name: "test"}), adminKey, "test-admin", engine.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{Engine: eng, Decisions: store, Feedback: eng, Auth: keys})
-	api := admin.New(admin.Config{DB: store.DB(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit})
+	api := admin.New(admin.Config{DB: store.KV(), Engine: eng, Versions: versions, Lists: lists, Features: store, Audit: audit})
 	must(api.Load())
 	api.Register(srv.Group("/admin"), srv.Require)
 	bts := backtest.New(backtest.Config{
