@@ -101,15 +101,19 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 		jobs[i] = &job{key: k, skey: s.stateKey(k), recs: []*engine.Record{rec}}
 		stripes = append(stripes, s.stripe(jobs[i].skey))
 	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
 	// In stripe order, so two Records never wait on each other.
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
 	for _, i := range stripes {
-		s.stripes[i].Lock()
-		defer s.stripes[i].Unlock()
+		select {
+		case s.stripes[i] <- struct{}{}:
+			defer func() { <-s.stripes[i] }()
+		case <-wctx.Done():
+			return fmt.Errorf("record features of %s: %w", rec.TransactionID, failed(ctx, "wait for this node's other writes", wctx.Err()))
+		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
-	defer cancel()
 	if err := s.write(wctx, ctx, l, jobs); err != nil {
 		return fmt.Errorf("record features of %s: %w", rec.TransactionID, err)
 	}
