@@ -123,22 +123,27 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 // write counts each job's records into its state, once per transaction,
 // retrying what other writers changed meanwhile. ctx bounds it; parent is
 // the caller's context, which tells its end from a Redis timeout.
+//
+// A state that does not decode is left as it is (a rebuild replaces it)
+// and its error, wrapping engine.ErrCorrupt, is returned once the other
+// states are written.
 func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) error {
+	var corrupt []error
 	for attempt := 1; len(jobs) > 0; attempt++ {
 		if attempt > s.opts.MaxAttempts {
-			return fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended)
+			return errors.Join(append(corrupt, fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended))...)
 		}
 		if attempt > 2 {
 			if err := backoff(ctx, attempt); err != nil {
-				return failed(parent, "write feature state", err)
+				return errors.Join(append(corrupt, failed(parent, "write feature state", err))...)
 			}
 		}
 		var err error
-		if jobs, err = s.writeOnce(ctx, parent, l, jobs); err != nil {
-			return err
+		if jobs, corrupt, err = s.writeOnce(ctx, parent, l, jobs, corrupt); err != nil {
+			return errors.Join(append(corrupt, err)...)
 		}
 	}
-	return nil
+	return errors.Join(corrupt...)
 }
 
 // backoff waits a random while growing with attempt, up to 20ms, so
@@ -157,8 +162,9 @@ func backoff(ctx context.Context, attempt int) error {
 
 // writeOnce makes one attempt at jobs: reads their states in one pipeline,
 // applies the records, and writes the states that changed in another. It
-// returns the jobs left to retry.
-func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]*job, error) {
+// returns the jobs left to retry, and appends to corrupt the errors of the
+// states that do not decode, whose jobs it drops.
+func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error) (left []*job, _ []error, err error) {
 	pipe := s.client.Pipeline()
 	gets := make([]*redis.StringCmd, len(jobs))
 	for i, j := range jobs {
@@ -180,16 +186,21 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 		switch {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
-			return nil, failed(parent, "read feature state", err)
+			return nil, corrupt, failed(parent, "read feature state", err)
 		default:
 			if version, state, err = splitState(v); err != nil {
-				return nil, err
+				corrupt = append(corrupt, err)
+				continue
 			}
 			read = v[:versionLen]
 		}
 		next, changed, err := l.c.Apply(j.key, state, j.recs...)
+		if errors.Is(err, engine.ErrCorrupt) {
+			corrupt = append(corrupt, err)
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, corrupt, err
 		}
 		if !changed {
 			continue // no feature counts these records: nothing to write
@@ -205,7 +216,7 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 		writes = append(writes, cas{j: j, keys: keys, args: []any{read, val, ttl, ttl}})
 	}
 	if len(writes) == 0 {
-		return nil, nil
+		return nil, corrupt, nil
 	}
 	run := func(eval func(p redis.Pipeliner, w cas) *redis.Cmd) []*redis.Cmd {
 		pipe := s.client.Pipeline()
@@ -225,7 +236,6 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 			break
 		}
 	}
-	var left []*job
 	for i, c := range cmds {
 		j := writes[i].j
 		res, err := c.Int64Slice()
@@ -233,7 +243,7 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 			if err == nil {
 				err = fmt.Errorf("unexpected answer %v", c.Val())
 			}
-			return nil, failed(parent, "write feature state", err)
+			return nil, corrupt, failed(parent, "write feature state", err)
 		}
 		switch res[0] {
 		case casWritten:
@@ -245,10 +255,10 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 		case casChanged:
 			left = append(left, j)
 		default:
-			return nil, failed(parent, "write feature state", fmt.Errorf("unexpected answer %v", res))
+			return nil, corrupt, failed(parent, "write feature state", fmt.Errorf("unexpected answer %v", res))
 		}
 	}
-	return left, nil
+	return left, corrupt, nil
 }
 
 // without returns recs less those at the indexes drop.

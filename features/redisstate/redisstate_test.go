@@ -294,6 +294,13 @@ func TestCorruptState(t *testing.T) {
 	if err := s.Record(context.Background(), record(p, engine.Allow)); !errors.Is(err, engine.ErrCorrupt) {
 		t.Errorf("record into a corrupt state: err = %v, want ErrCorrupt", err)
 	}
+	// The account's state is still counted; the card's is left for a rebuild.
+	vals, _ = s.Features(context.Background(), &p, nil)
+	for _, v := range vals {
+		if v.Name == "acct_sum_24h" && v.Value != 200 {
+			t.Errorf("after a record beside a corrupt state: acct_sum_24h = %v, want 200", v.Value)
+		}
+	}
 }
 
 func TestNewRefusesBadPrefix(t *testing.T) {
