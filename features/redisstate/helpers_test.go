@@ -121,7 +121,12 @@ func deleteKeys(c redis.UniversalClient, prefix string) {
 
 func newState(tb testing.TB, c redis.UniversalClient, prefix string, defs []features.Definition, opts ...func(*redisstate.Options)) *redisstate.Store {
 	tb.Helper()
-	o := redisstate.Options{Prefix: prefix, Definitions: defs, CompileFilter: compileFilter, LimitsEntity: features.EntityAccount}
+	// Generous timeouts: a loaded test machine must not fail a test that
+	// is not about them.
+	o := redisstate.Options{
+		Prefix: prefix, Definitions: defs, CompileFilter: compileFilter, LimitsEntity: features.EntityAccount,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+	}
 	for _, f := range opts {
 		f(&o)
 	}
