@@ -154,10 +154,16 @@ func built(tb testing.TB, s *redisstate.Store) {
 }
 
 // openStore opens a Badger features.Store in a temporary directory: the
-// single-node oracle.
-func openStore(tb testing.TB, defs []features.Definition) *features.Store {
+// single-node oracle. A backfill counts only the decisions within a
+// window of now, so a test comparing it with a Rebuild at a fixed time
+// passes that time as now.
+func openStore(tb testing.TB, defs []features.Definition, now ...time.Time) *features.Store {
 	tb.Helper()
-	s := features.New(features.Options{Dir: tb.TempDir(), CompileFilter: compileFilter, LimitsEntity: features.EntityAccount, FlushInterval: 50 * time.Millisecond})
+	o := features.Options{Dir: tb.TempDir(), CompileFilter: compileFilter, LimitsEntity: features.EntityAccount, FlushInterval: 50 * time.Millisecond}
+	if len(now) > 0 {
+		o.Now = func() time.Time { return now[0] }
+	}
+	s := features.New(o)
 	ctx := context.Background()
 	if err := s.Open(ctx); err != nil {
 		tb.Fatalf("open store: %v", err)

@@ -135,7 +135,7 @@ func TestRebuildWithLiveRecords(t *testing.T) {
 
 func TestDefinitionChange(t *testing.T) {
 	now := time.Now().UTC()
-	oracle := openStore(t, mixedDefs)
+	oracle := openStore(t, mixedDefs, now)
 	ctx := context.Background()
 	c, _ := newClient(t)
 	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })

@@ -21,50 +21,51 @@ import (
 // attempts. The decision is not counted; a retry of Record may count it.
 var ErrContended = errors.New("feature state contended")
 
-// casScript writes one entity's new state if its version is still the one
-// the writer read and none of the writer's transactions is counted yet,
-// and marks them counted. Every key shares the entity's hash tag.
+// casScript writes one entity's new state and its transaction marks if
+// the state's version and every mark are still what the writer read. A
+// mark holds how many labels its decision had when counted (see
+// features.Calculator.ApplyCounted). Every key shares the entity's hash
+// tag.
 //
-//	KEYS[1]   the state
-//	KEYS[2..] the transaction marks
-//	ARGV[1]   the version read: 8 bytes, or empty when there was no state
-//	ARGV[2]   the new state
-//	ARGV[3]   the state's lifetime, milliseconds
-//	ARGV[4]   the marks' lifetime, milliseconds
+//	KEYS[1]          the state
+//	KEYS[2..]        the transaction marks
+//	ARGV[1]          the version read: 8 bytes, or empty when there was no state
+//	ARGV[2]          the new state
+//	ARGV[3]          the state's lifetime, milliseconds
+//	ARGV[4]          the marks' lifetime, milliseconds
+//	ARGV[2i+1, 2i+2] for KEYS[i]: the mark read (empty when none), the new one
 //
-// It answers {0} when written, {1, i...} when the transactions at the
-// 0-based mark indexes i are already counted (nothing is written), and
-// {2} when the version changed (nothing is written).
+// It answers 0 when written and 1, writing nothing, when another writer
+// changed the state or a mark since.
 var casScript = redis.NewScript(`
-local counted = {1}
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    counted[#counted + 1] = i - 2
-  end
-end
-if #counted > 1 then
-  return counted
-end
 local cur = redis.call('GET', KEYS[1])
 local v = ''
 if cur then
   v = string.sub(cur, 1, 8)
 end
 if v ~= ARGV[1] then
-  return {2}
+  return 1
+end
+for i = 2, #KEYS do
+  local m = redis.call('GET', KEYS[i])
+  if not m then
+    m = ''
+  end
+  if m ~= ARGV[2 * i + 1] then
+    return 1
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[4])
+  redis.call('SET', KEYS[i], ARGV[2 * i + 2], 'PX', ARGV[4])
 end
-return {0}
+return 0
 `)
 
 // Answers of casScript.
 const (
 	casWritten = 0
-	casCounted = 1
-	casChanged = 2
+	casChanged = 1
 )
 
 // job is the records still to be counted into one entity's state.
@@ -78,6 +79,10 @@ type job struct {
 // touches. It is idempotent per transaction id: a transaction recorded
 // again (a retry, on this node or another) is counted once, so a node may
 // repair a count another died before making by recording again.
+//
+// Labels: record the decision again once a label is added to it (with its
+// labels as stored); what the new label adds to features whose where reads
+// labels is counted then, once, as a Store counts it.
 //
 // Each entity takes an optimistic read, apply and compare-and-set; all
 // entities go in one pipeline per step, so an uncontended Record costs two
@@ -160,15 +165,21 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// writeOnce makes one attempt at jobs: reads their states in one pipeline,
-// applies the records, and writes the states that changed in another. It
-// returns the jobs left to retry, and appends to corrupt the errors of the
-// states that do not decode, whose jobs it drops.
+// writeOnce makes one attempt at jobs: reads their states and marks in one
+// pipeline, applies what of the records is not counted yet, and writes the
+// states that changed, with their marks, in another. It returns the jobs
+// left to retry, and appends to corrupt the errors of the states that do
+// not decode, whose jobs it drops.
 func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error) (left []*job, _ []error, err error) {
 	pipe := s.client.Pipeline()
 	gets := make([]*redis.StringCmd, len(jobs))
+	marks := make([][]*redis.StringCmd, len(jobs))
 	for i, j := range jobs {
 		gets[i] = pipe.Get(ctx, j.skey)
+		marks[i] = make([]*redis.StringCmd, len(j.recs))
+		for r, rec := range j.recs {
+			marks[i][r] = pipe.Get(ctx, s.markKey(j.key, rec.TransactionID))
+		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 
@@ -194,7 +205,36 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 			}
 			read = v[:versionLen]
 		}
-		next, changed, err := l.c.Apply(j.key, state, j.recs...)
+		// Keep the records with something left to count, and what of
+		// each is counted already.
+		var recs []*engine.Record
+		var counted []int
+		var seen []string
+		for r, rec := range j.recs {
+			m, err := marks[i][r].Result()
+			n := features.NotCounted
+			switch {
+			case errors.Is(err, redis.Nil):
+				m = ""
+			case err != nil:
+				return nil, corrupt, failed(parent, "read transaction mark", err)
+			default:
+				if n, err = strconv.Atoi(m); err != nil || n < 0 {
+					return nil, corrupt, fmt.Errorf("transaction mark %q: %w", m, errCorrupt)
+				}
+			}
+			if n >= len(rec.Labels) {
+				continue // counted, with every label it has
+			}
+			recs = append(recs, rec)
+			counted = append(counted, n)
+			seen = append(seen, m)
+		}
+		j.recs = recs
+		if len(recs) == 0 {
+			continue
+		}
+		next, changed, err := l.c.ApplyCounted(j.key, state, recs, counted)
 		if errors.Is(err, engine.ErrCorrupt) {
 			corrupt = append(corrupt, err)
 			continue
@@ -205,15 +245,18 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 		if !changed {
 			continue // no feature counts these records: nothing to write
 		}
-		keys := make([]string, 0, 1+len(j.recs))
-		keys = append(keys, j.skey)
-		for _, r := range j.recs {
-			keys = append(keys, s.markKey(j.key, r.TransactionID))
-		}
 		val := binary.BigEndian.AppendUint64(make([]byte, 0, versionLen+len(next)), version+1)
 		val = append(val, next...)
 		ttl := strconv.FormatInt((l.keep[j.key.Group] + s.opts.Margin).Milliseconds(), 10)
-		writes = append(writes, cas{j: j, keys: keys, args: []any{read, val, ttl, ttl}})
+		keys := make([]string, 0, 1+len(recs))
+		keys = append(keys, j.skey)
+		args := make([]any, 0, 4+2*len(recs))
+		args = append(args, read, val, ttl, ttl)
+		for r, rec := range recs {
+			keys = append(keys, s.markKey(j.key, rec.TransactionID))
+			args = append(args, seen[r], strconv.Itoa(len(rec.Labels)))
+		}
+		writes = append(writes, cas{j: j, keys: keys, args: args})
 	}
 	if len(writes) == 0 {
 		return nil, corrupt, nil
@@ -231,43 +274,25 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 	for _, c := range cmds {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			// A server that has not seen the script (new, restarted or
-			// failed over) takes it whole, once.
+			// failed over) takes it whole. A write that went through
+			// with the first try is refused now (its marks changed) and
+			// read again.
 			cmds = run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.Eval(ctx, p, w.keys, w.args...) })
 			break
 		}
 	}
 	for i, c := range cmds {
-		j := writes[i].j
-		res, err := c.Int64Slice()
-		if err != nil || len(res) == 0 {
-			if err == nil {
-				err = fmt.Errorf("unexpected answer %v", c.Val())
-			}
+		res, err := c.Int64()
+		if err != nil {
 			return nil, corrupt, failed(parent, "write feature state", err)
 		}
-		switch res[0] {
+		switch res {
 		case casWritten:
-		case casCounted:
-			j.recs = without(j.recs, res[1:])
-			if len(j.recs) > 0 {
-				left = append(left, j)
-			}
 		case casChanged:
-			left = append(left, j)
+			left = append(left, writes[i].j)
 		default:
-			return nil, corrupt, failed(parent, "write feature state", fmt.Errorf("unexpected answer %v", res))
+			return nil, corrupt, failed(parent, "write feature state", fmt.Errorf("unexpected answer %d", res))
 		}
 	}
 	return left, corrupt, nil
-}
-
-// without returns recs less those at the indexes drop.
-func without(recs []*engine.Record, drop []int64) []*engine.Record {
-	out := recs[:0:0]
-	for i, r := range recs {
-		if !slices.Contains(drop, int64(i)) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
