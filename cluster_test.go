@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -330,5 +331,43 @@ func TestClusterKill9UnderLoad(t *testing.T) {
 		if got, _ := explain(t, survivor, d.DecisionID).feature("card_attempts_10m"); got != float64(n) {
 			t.Errorf("card fp_k9_%d: card_attempts_10m = %v after %d payments, want %d", w, got, n, n)
 		}
+	}
+}
+
+// TestClusterOnRedisCluster: nodes on a Redis Cluster (--redis-cluster)
+// count exactly across nodes too: an entity's state and marks share a
+// hash slot.
+func TestClusterOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	seeds := os.Getenv("RISK_TEST_REDIS_CLUSTER")
+	if seeds == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("RISK_TEST_REDIS_CLUSTER is not set (CI=true): .ci/run starts a Redis Cluster and sets it")
+		}
+		t.Skip("RISK_TEST_REDIS_CLUSTER is not set; start one with: bash .ci/redis-cluster start")
+	}
+	env := newClusterEnv(t, buildBinary(t))
+	flags := []string{"--postgres", env.pgURL, "--redis-cluster", seeds, "--redis-prefix", env.prefix}
+	nodes := make([]*proc, 3)
+	for i := range nodes {
+		nodes[i] = startServer(t, env.bin, t.TempDir(), flags...)
+	}
+	at := time.Now().UTC()
+	var wg sync.WaitGroup
+	const n = 30
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			decide(t, nodes[i%3], clusterPayment(fmt.Sprintf("tx_rc_%d", i), "fp_rc", 1000, at))
+		}()
+	}
+	wg.Wait()
+	d := decide(t, nodes[0], clusterPayment("tx_rc_next", "fp_rc", 1000, at))
+	if d.Degraded {
+		t.Fatalf("degraded on a Redis Cluster: %s", d.DegradedCause)
+	}
+	if got, _ := explain(t, nodes[0], d.DecisionID).feature("card_attempts_10m"); got != n {
+		t.Errorf("card_attempts_10m = %v, want %d", got, n)
 	}
 }
