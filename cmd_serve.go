@@ -65,6 +65,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		closeStore()
 		return err
 	}
+	if err := st.start(ctx); err != nil {
+		closeStore()
+		return err
+	}
+	go app.follow(ctx)
 	if c.Dev {
 		log.Warn("DEV MODE: authentication is OFF, every request acts as an admin; never use --dev beyond this machine", "addr", c.Addr)
 	} else if err := bootstrapKeys(ctx, app.keys, c.AdminKey, stderr, log); err != nil {
@@ -111,6 +116,12 @@ type app struct {
 	keys      *admin.Keys
 	reviews   *review.Queue
 	notifier  *notifier
+	lists     *features.Lists
+	limiter   *features.Limiter
+	// follow keeps a cluster node's in-memory state in step with the
+	// other nodes until ctx ends (followChanges); it returns at once on a
+	// single node.
+	follow func(ctx context.Context)
 }
 
 // wire loads definitions, lists and the live rule set, and builds the
@@ -206,7 +217,11 @@ func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, e
 	if err := wireConsole(log, st, lists, limiter, api, auth, srv); err != nil {
 		return nil, err
 	}
-	return &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews, notifier: notifier}, nil
+	a := &app{engine: eng, server: srv, backtests: backtests, keys: keys, reviews: reviews, notifier: notifier, lists: lists, limiter: limiter}
+	envNow := func() rules.Env { return rules.Env{Features: featureNames(st.features), Lists: lists} }
+	reloaders := clusterReloaders(a, st, versions, envNow, api)
+	a.follow = func(ctx context.Context) { followChanges(ctx, st, reloaders, log) }
+	return a, nil
 }
 
 // bootstrapKeys makes sure an admin can reach the service: it ensures the

@@ -13,11 +13,15 @@ type clusterConfig struct {
 	Postgres     string
 	Redis        string
 	RedisCluster string
+	// RedisPrefix starts every Redis key, so clusters (or tests) can share
+	// one Redis.
+	RedisPrefix string
 }
 
 func clusterFlags(fs *flag.FlagSet, c *clusterConfig) {
 	fs.StringVar(&c.Postgres, "postgres", env("RISK_POSTGRES_URL", ""), "cluster mode: PostgreSQL URL, the system of record shared by every node, e.g. postgres://risk@db:5432/risk?sslmode=disable [RISK_POSTGRES_URL]")
 	fs.StringVar(&c.Redis, "redis", env("RISK_REDIS_URL", ""), "cluster mode: Redis URL for the hot feature state, e.g. redis://cache:6379/0 [RISK_REDIS_URL]")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("RISK_REDIS_PREFIX", "risk"), "cluster mode: what every Redis key of this cluster starts with, when clusters share a Redis [RISK_REDIS_PREFIX]")
 	fs.StringVar(&c.RedisCluster, "redis-cluster", env("RISK_REDIS_CLUSTER", ""), "cluster mode: seed addresses of a Redis Cluster instead of --redis, HOST:PORT,HOST:PORT,… [RISK_REDIS_CLUSTER]")
 }
 
@@ -56,6 +60,9 @@ func (c clusterConfig) validate() error {
 		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			return errors.New("--redis: want a URL such as redis://cache:6379/0")
 		}
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}") {
+		return errors.New("--redis-prefix must be non-empty and hold no braces")
 	}
 	if c.RedisCluster != "" && len(c.RedisAddrs()) == 0 {
 		return errors.New("--redis-cluster: want HOST:PORT,HOST:PORT,…")

@@ -123,6 +123,13 @@ func wiredApp(t *testing.T, flags ...string) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := st.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fctx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); a.follow(fctx) }()
+	t.Cleanup(func() { stopFollow(); <-followed })
 	t.Cleanup(func() { _ = a.backtests.Close(context.Background()) })
 	t.Cleanup(func() { _ = a.reviews.Close(context.Background()) })
 	t.Cleanup(func() { _ = a.notifier.Close(context.Background()) })

@@ -44,6 +44,9 @@ type storage struct {
 	// cluster's singleton work (review and webhook readers). Nil on one
 	// node, which always does.
 	leader func() bool
+	// reloadFeatures, in cluster mode, re-reads the shared feature
+	// definitions. Nil on one node.
+	reloadFeatures func(ctx context.Context) error
 	// start runs after wiring: background work of the stores.
 	start func(ctx context.Context) error
 	// close releases everything, bounded by ctx.

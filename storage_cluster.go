@@ -17,9 +17,6 @@ import (
 	"github.com/riskengine/risk/server"
 )
 
-// redisPrefix starts every Redis key of the engine.
-const redisPrefix = "risk"
-
 // reapEvery is how often expired kv rows are deleted from PostgreSQL.
 const reapEvery = 5 * time.Minute
 
@@ -45,7 +42,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 	}
 	decisions := postgres.NewDecisions(pg, postgres.DecisionOptions{Retention: c.Retention, Log: log})
 	state, err := redisstate.New(rc, redisstate.Options{
-		Prefix: redisPrefix, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log,
+		Prefix: c.Cluster.RedisPrefix, CompileFilter: compileFilter, LimitsEntity: c.LimitsEntity, Log: log,
 	})
 	if err != nil {
 		_ = decisions.Close(ctx)
@@ -69,7 +66,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 		lastSeq: func() uint64 {
 			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			n, err := decisions.LastSeq(lctx)
+			n, err := decisions.SettledSeq(lctx)
 			if err != nil {
 				log.Error("read the last decision sequence number", "err", err)
 			}
@@ -88,8 +85,9 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return nil
 		},
-		watch:  pg.Watch,
-		leader: leader.IsLeader,
+		watch:          pg.Watch,
+		reloadFeatures: cs.LoadDefinitions,
+		leader:         leader.IsLeader,
 		start: func(context.Context) error {
 			go func() {
 				defer close(done)

@@ -71,6 +71,7 @@ func wireNotify(ctx context.Context, c config, st *storage, audit *admin.Audit, 
 		DB: st.kv, Decisions: st.decisions, Audit: audit,
 		PublicURL: strings.TrimRight(c.Notify.PublicURL, "/"), AllowPrivate: c.Notify.AllowPrivate,
 		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
+		Active:   st.leader,
 		OnRecord: func(rec *engine.Record) {
 			alerts.Observe(rec)
 			api.Observe(context.Background(), rec)

@@ -46,6 +46,7 @@ func wireReview(ctx context.Context, c config, st *storage, eng *engine.Engine, 
 		ClaimTTL: c.Review.ClaimTTL, Retention: c.Retention, Log: log,
 		FirstSeq: func() uint64 { return st.lastSeq() + 1 },
 		OpenTxn:  openTxn,
+		Active:   st.leader,
 	}
 	q := review.NewQueue(cfg)
 	if err := q.Open(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -134,23 +135,35 @@ func (a *Audit) Record(ctx context.Context, e Entry) (Entry, error) {
 	ctx = context.WithoutCancel(ctx)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.loaded {
-		if a.last, err = a.lastID(ctx); err != nil {
-			return Entry{}, err
+	// The number is taken inside the write: several nodes of a cluster
+	// append to one trail, and a concurrent append makes this one
+	// conflict and take the next number.
+	var data []byte
+	for attempt := 0; ; attempt++ {
+		err = a.db.Update(ctx, func(tx kv.Tx) error {
+			last, err := lastAuditID(tx)
+			if err != nil {
+				return err
+			}
+			s.ID, s.At = last+1, a.now().UTC()
+			if data, err = json.Marshal(s); err != nil {
+				return fmt.Errorf("encode audit entry: %w", err)
+			}
+			return tx.Set(auditKey(s.ID), data)
+		})
+		if !errors.Is(err, kv.ErrConflict) || attempt >= maxAuditAttempts {
+			break
 		}
-		a.loaded = true
 	}
-	s.ID, s.At = a.last+1, a.now().UTC()
-	data, err := json.Marshal(s)
 	if err != nil {
-		return Entry{}, fmt.Errorf("encode audit entry: %w", err)
-	}
-	if err := kv.Set(ctx, a.db, auditKey(s.ID), data); err != nil {
 		return Entry{}, fmt.Errorf("store audit entry: %w", err)
 	}
-	a.last = s.ID
 	return s.entry(), nil
 }
+
+// maxAuditAttempts bounds the retries of an append that raced another
+// node's.
+const maxAuditAttempts = 20
 
 func rawJSON(v any) (json.RawMessage, error) {
 	if v == nil {
@@ -168,16 +181,24 @@ func rawJSON(v any) (json.RawMessage, error) {
 
 func (a *Audit) lastID(ctx context.Context) (int64, error) {
 	var last int64
-	err := a.db.View(ctx, func(tx kv.Tx) error {
-		return tx.Scan([]byte(prefixAudit), kv.ScanOptions{Reverse: true, From: auditKey(math.MaxInt64), KeysOnly: true}, func(k, _ []byte) error {
-			last = int64(binary.BigEndian.Uint64(k[len(prefixAudit):]))
-			return kv.Stop
-		})
+	err := a.db.View(ctx, func(tx kv.Tx) (err error) {
+		last, err = lastAuditID(tx)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read audit trail: %w", err)
 	}
 	return last, nil
+}
+
+// lastAuditID is the newest entry's number in tx, 0 for an empty trail.
+func lastAuditID(tx kv.Tx) (int64, error) {
+	var last int64
+	err := tx.Scan([]byte(prefixAudit), kv.ScanOptions{Reverse: true, From: auditKey(math.MaxInt64), KeysOnly: true}, func(k, _ []byte) error {
+		last = int64(binary.BigEndian.Uint64(k[len(prefixAudit):]))
+		return kv.Stop
+	})
+	return last, err
 }
 
 // Query returns the entries matching q, newest first, and a cursor for the
@@ -269,10 +290,5 @@ func (a *Audit) After(ctx context.Context, id int64, limit int) ([]Entry, error)
 // empty. It takes no context (package notify calls it as it is); a read
 // runs under context.Background().
 func (a *Audit) LastID() (int64, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.loaded {
-		return a.last, nil
-	}
 	return a.lastID(context.Background())
 }

@@ -150,7 +150,22 @@ func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment strin
 	if err != nil {
 		return Version{}, fmt.Errorf("encode rule set version: %w", err)
 	}
-	if err := kv.Set(ctx, v.db, versionKey(next), data); err != nil {
+	// Another node of a cluster may publish at the same moment: the
+	// version number is claimed inside the write, and the loser is told
+	// to try again rather than overwriting the winner.
+	err = v.db.Update(ctx, func(tx kv.Tx) error {
+		if _, err := tx.Get(versionKey(next)); !errors.Is(err, kv.ErrNotFound) {
+			if err == nil {
+				return fmt.Errorf("version %d was published meanwhile: %w", next, engine.ErrConflict)
+			}
+			return err
+		}
+		return tx.Set(versionKey(next), data)
+	})
+	if errors.Is(err, kv.ErrConflict) {
+		err = fmt.Errorf("another publish ran at the same time: %w", engine.ErrConflict)
+	}
+	if err != nil {
 		return Version{}, fmt.Errorf("store rule set version: %w", err)
 	}
 	if live != nil {

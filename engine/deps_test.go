@@ -30,6 +30,11 @@ func TestDependencyDirection(t *testing.T) {
 		{pkg: module + "/server/console", forbidden: []string{module + "/rules", module + "/features", module + "/admin", "github.com/dgraph-io/badger", "github.com/expr-lang/expr"}},
 		{pkg: module + "/server/client", stdOnly: true},
 		{pkg: module + "/admin/notify", forbidden: []string{module + "/server"}},
+		// Each outside system behind its own package.
+		{pkg: module + "/features/postgres", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/redis/", "github.com/dgraph-io/badger"}},
+		{pkg: module + "/features/redisstate", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx"}},
+		{pkg: module + "/features/cluster", forbidden: []string{module + "/rules", module + "/server", module + "/admin", "github.com/jackc/pgx", "github.com/redis/"}},
+		{pkg: module + "/features/kv", stdOnly: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pkg, func(t *testing.T) {
@@ -51,5 +56,28 @@ func TestDependencyDirection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneOwnerOfBadger: package features holds the one Badger
+// implementation of the storage boundary; every other package, tests
+// included, reaches stored state through kv.DB and the engine's ports.
+func TestOneOwnerOfBadger(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}} {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	var owners []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, "github.com/dgraph-io/badger") {
+				owners = append(owners, fields[0])
+				break
+			}
+		}
+	}
+	if len(owners) != 1 || owners[0] != module+"/features" {
+		t.Errorf("packages importing badger: %v; want only %s/features", owners, module)
 	}
 }

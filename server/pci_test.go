@@ -2,13 +2,14 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/riskengine/risk/features/kv"
 )
 
 // Test card numbers (they pass the Luhn check).
@@ -141,18 +142,12 @@ func assertNoPAN(t *testing.T, e *edge) {
 	t.Helper()
 	logs := e.logs.String()
 	var all bytes.Buffer
-	err := e.store.DB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			all.Write(it.Item().Key())
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
+	err := e.store.KV().View(context.Background(), func(tx kv.Tx) error {
+		return tx.Scan(nil, kv.ScanOptions{}, func(k, v []byte) error {
+			all.Write(k)
 			all.Write(v)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

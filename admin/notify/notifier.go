@@ -83,6 +83,9 @@ type Config struct {
 	Now func() time.Time
 	// Log receives what cannot be returned; nil discards.
 	Log *slog.Logger
+	// Active, when set, says whether this node reads the logs and delivers:
+	// in cluster mode one node at a time does (the leader). Nil always does.
+	Active func() bool
 }
 
 func (c *Config) defaults() {
@@ -270,8 +273,10 @@ func (n *Notifier) readLoop() {
 	t := time.NewTicker(n.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		if _, err := n.Sync(ctx); err != nil && ctx.Err() == nil {
-			n.cfg.Log.Error("webhooks: read logs", "err", err)
+		if n.active() {
+			if _, err := n.Sync(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Log.Error("webhooks: read logs", "err", err)
+			}
 		}
 		select {
 		case <-n.stop:
@@ -288,8 +293,10 @@ func (n *Notifier) deliverLoop() {
 	t := time.NewTicker(n.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		if err := n.dispatch(ctx, false); err != nil && ctx.Err() == nil {
-			n.cfg.Log.Error("webhooks: deliver", "err", err)
+		if n.active() {
+			if err := n.dispatch(ctx, false); err != nil && ctx.Err() == nil {
+				n.cfg.Log.Error("webhooks: deliver", "err", err)
+			}
 		}
 		select {
 		case <-n.stop:
@@ -299,5 +306,8 @@ func (n *Notifier) deliverLoop() {
 		}
 	}
 }
+
+// active reports whether this node runs the readers and deliveries.
+func (n *Notifier) active() bool { return n.cfg.Active == nil || n.cfg.Active() }
 
 func (n *Notifier) now() time.Time { return n.cfg.Now().UTC() }

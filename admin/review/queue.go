@@ -59,6 +59,9 @@ type Config struct {
 	// log (the sequence number after the last committed decision); nil
 	// reads the whole log.
 	FirstSeq func() uint64
+	// Active, when set, says whether this node reads the decision log: in
+	// cluster mode one node at a time does (the leader). Nil always reads.
+	Active func() bool
 	// OnOpen is called once for every item the queue opens, after it is
 	// stored, for the decision.review webhook event (EventReview). It must
 	// not block; nil means none.
@@ -185,8 +188,10 @@ func (q *Queue) loop() {
 		}
 	}()
 	for {
-		if _, err := q.Sync(ctx); err != nil && ctx.Err() == nil {
-			q.cfg.Log.Error("review queue: read decision log", "err", err)
+		if q.cfg.Active == nil || q.cfg.Active() {
+			if _, err := q.Sync(ctx); err != nil && ctx.Err() == nil {
+				q.cfg.Log.Error("review queue: read decision log", "err", err)
+			}
 		}
 		select {
 		case <-q.stop:

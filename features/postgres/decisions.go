@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/riskengine/risk/engine"
 )
 
@@ -190,6 +192,9 @@ func (d *Decisions) Commit(ctx context.Context, rec *engine.Record) error {
 	if err != nil {
 		return err
 	}
+	if err := checkStorable(rec, doc); err != nil {
+		return err
+	}
 	req := &commitReq{rec: rec, doc: doc, done: make(chan error, 1)}
 	select {
 	case d.commits <- req:
@@ -287,6 +292,11 @@ func (d *Decisions) writeBatch(batch []*commitReq) {
 	defer cancel()
 	d.ensureMonths(ctx, live)
 	err := d.insertBatch(ctx, live)
+	if err != nil && pgconn.SafeToRetry(err) {
+		// Nothing reached the server (a pooled connection found dead):
+		// once more, on another connection.
+		err = d.insertBatch(ctx, live)
+	}
 	if isPartitionViolation(err) {
 		// A partition was attached by another node while this batch was
 		// routed to the default one: route it again.

@@ -2,70 +2,15 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"os"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
-
-// TODO(pgdec): replace testURL, testSchema and openDB with pgtest once it is
-// on main.
-
-const defaultTestURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// testURL returns the test server, skipping the test when it does not
-// answer (failing it when CI=true).
-func testURL(tb testing.TB) string {
-	tb.Helper()
-	url := os.Getenv("RISK_TEST_POSTGRES_URL")
-	if url == "" {
-		url = defaultTestURL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err == nil {
-		err = conn.Ping(ctx)
-		_ = conn.Close(context.Background())
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("postgres at %s unreachable (CI=true): %v", url, err)
-		}
-		tb.Skipf("postgres at %s unreachable, skipping: %v", url, err)
-	}
-	return url
-}
-
-// testSchema returns a random schema name, dropped when the test ends.
-func testSchema(tb testing.TB, url string) string {
-	tb.Helper()
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	name := "t_" + hex.EncodeToString(b[:])
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			tb.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
 
 // openDB opens a migrated backend on url in schema, closed when the test
 // ends.
@@ -83,8 +28,7 @@ func openDB(tb testing.TB, url, schema string) *postgres.DB {
 // on it without the background maintenance.
 func newLog(tb testing.TB) (*postgres.Decisions, *postgres.DB) {
 	tb.Helper()
-	url := testURL(tb)
-	db := openDB(tb, url, testSchema(tb, url))
+	db := pgtest.Open(tb)
 	return newDecisions(tb, db, postgres.DecisionOptions{}), db
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 // partitionOf returns the table holding the decision of a transaction.
@@ -142,8 +143,8 @@ func TestDecisionsDropBefore(t *testing.T) {
 
 func TestDecisionsMaintain(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	db := openDB(t, url, testSchema(t, url))
+	url := pgtest.URL(t)
+	db := openDB(t, url, pgtest.Schema(t, url))
 	now := time.Date(2027, 11, 15, 0, 0, 0, 0, time.UTC)
 	d := newDecisions(t, db, postgres.DecisionOptions{Retention: 90 * 24 * time.Hour, Now: func() time.Time { return now }})
 	commit(t, d, record("tx_old", time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC), "acc", "fp", engine.Allow),
@@ -154,5 +155,25 @@ func TestDecisionsMaintain(t *testing.T) {
 	want := []string{"decisions_default", "decisions_p202708", "decisions_p202711", "decisions_p202712", "decisions_p202801"}
 	if got := partitions(t, db); !slices.Equal(got, want) {
 		t.Errorf("partitions %v, want %v", got, want)
+	}
+}
+
+// TestPartitionViolationIsRecognised provokes the error a batch gets when a
+// partition is attached while it is routed to the default one, which the
+// committer answers by routing the batch again.
+func TestPartitionViolationIsRecognised(t *testing.T) {
+	t.Parallel()
+	d, db := newLog(t)
+	ctx := context.Background()
+	if err := d.EnsurePartition(ctx, jan2026); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.Pool.Exec(ctx, `INSERT INTO decisions_default (seq, decision_id, transaction_id, outcome, score, ruleset_version, evaluated_at, record)
+		VALUES (1, 'dec_x', 'tx_x', 'allow', 0, 0, $1, '{}')`, jan2026)
+	if !postgres.IsPartitionViolation(err) {
+		t.Errorf("insert into the default partition for an attached month: %v, not recognised", err)
+	}
+	if postgres.IsPartitionViolation(errors.New("other")) || postgres.IsPartitionViolation(nil) {
+		t.Error("other errors recognised")
 	}
 }

@@ -85,6 +85,22 @@ func (d *Decisions) Count(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// SettledSeq returns the greatest sequence number below which no decision
+// can still appear: every transaction that could commit a lower one has
+// ended (see ScanRecords). A new reader of the log that starts at
+// SettledSeq+1 misses nothing committed after it started; one starting
+// after the greatest stored seq could miss a lower seq still being
+// committed on another node. 0 when nothing has settled.
+func (d *Decisions) SettledSeq(ctx context.Context) (uint64, error) {
+	var n int64
+	err := d.db.Pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM decisions
+		WHERE xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("settled decision seq: %w", err)
+	}
+	return uint64(n), nil
+}
+
 // recordPage is how many records ScanRecords reads per query.
 const recordPage = 500
 

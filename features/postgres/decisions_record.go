@@ -6,11 +6,14 @@ package postgres
 // record document carries its version in "v".
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riskengine/risk/engine"
 )
@@ -312,4 +315,35 @@ func decodeLabels(b []byte) ([]engine.Label, error) {
 		out = append(out, engine.Label(l))
 	}
 	return out, nil
+}
+
+// checkStorable refuses a record PostgreSQL would refuse, before it joins
+// a batch whose other commits it would fail with it: text columns must be
+// valid UTF-8 without NUL, and jsonb cannot hold the escape \u0000 (the
+// request body is base64, so only parsed values can carry one).
+func checkStorable(rec *engine.Record, doc []byte) error {
+	p := &rec.Payment
+	for _, s := range [...]string{rec.ID, rec.TransactionID, p.Account.ID, p.Card.Fingerprint, p.Merchant.ID,
+		string(rec.Outcome), string(rec.DegradedCause), rec.RequestHash} {
+		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+			return fmt.Errorf("decision %s: %q is not storable text (invalid UTF-8 or NUL)", rec.ID, s)
+		}
+	}
+	for i := 0; ; {
+		j := bytes.Index(doc[i:], []byte(`\u0000`))
+		if j < 0 {
+			return nil
+		}
+		j += i
+		// An escape only when preceded by an even number of backslashes
+		// (the one of \u0000 excluded): `\\u0000` is text.
+		n := 0
+		for k := j - 1; k >= 0 && doc[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return fmt.Errorf("decision %s: a value holds a NUL character, which PostgreSQL cannot store", rec.ID)
+		}
+		i = j + 1
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 // scanAll returns the sequence numbers ScanRecords yields from from.
@@ -135,6 +136,9 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 	if got := scanAll(t, d, held); len(got) != 0 {
 		t.Errorf("scan from the held seq: %v, want nothing yet", got)
 	}
+	if s, err := d.SettledSeq(ctx); err != nil || s >= held {
+		t.Errorf("settled seq %d, %v while seq %d is uncommitted; want below it", s, err, held)
+	}
 
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -144,6 +148,9 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 	if got := scanAll(t, d, 0); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("scan after the commit: %v, want %v", got, want)
 	}
+	if s, err := d.SettledSeq(ctx); err != nil || s != after[1].Seq {
+		t.Errorf("settled seq %d, %v; want %d", s, err, after[1].Seq)
+	}
 }
 
 // TestDecisionsScanRecordsCursorNeverSkips follows the log with a cursor
@@ -152,8 +159,8 @@ func TestDecisionsScanRecordsHoldsBack(t *testing.T) {
 // returned.
 func TestDecisionsScanRecordsCursorNeverSkips(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := testSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
 	db := openDB(t, url, schema)
 	nodes := []*postgres.Decisions{
 		newDecisions(t, db, postgres.DecisionOptions{MaxBatch: 4}),

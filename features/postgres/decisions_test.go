@@ -9,6 +9,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/postgres"
+	"github.com/riskengine/risk/features/postgres/pgtest"
 )
 
 func TestDecisionsRoundTrip(t *testing.T) {
@@ -74,8 +75,8 @@ func TestDecisionsNotFound(t *testing.T) {
 // goroutines through two decision logs on one database, as two nodes would.
 func TestDecisionsDuplicateAcrossNodes(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := testSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url)
 	nodes := []*postgres.Decisions{
 		newDecisions(t, openDB(t, url, schema), postgres.DecisionOptions{}),
 		newDecisions(t, openDB(t, url, schema), postgres.DecisionOptions{}),
@@ -187,24 +188,30 @@ func TestDecisionsGroupCommit(t *testing.T) {
 		start(record(fmt.Sprintf("tx_%02d", i), jan2026, "acc", "fp", engine.Allow))
 	}
 	// A twin of an id in the same batch is a duplicate too.
-	twin := record("tx_05", jan2026, "acc", "fp", engine.Deny)
-	start(twin)
+	start(record("tx_05", jan2026, "acc", "fp", engine.Deny))
 	h.queued.Wait() // every later commit is queued behind the held batch
 	close(h.release)
 	wg.Wait()
 	close(errs)
 	dups := 0
+	var told *engine.Record
 	for err := range errs {
 		var dup *engine.DuplicateError
 		switch {
 		case errors.As(err, &dup):
 			dups++
-			if dup.Stored.Outcome != engine.Allow || dup.Stored.Seq == 0 {
-				t.Errorf("twin answered with %+v, want the first tx_05 record", dup.Stored.Decision)
-			}
+			told = dup.Stored
 		case err != nil:
 			t.Errorf("commit: %v", err)
 		}
+	}
+	// Whichever of the twins queued first is stored; the other is told so.
+	stored, err := d.Lookup(ctx, "tx_05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if told == nil || told.Seq != stored.Seq || told.Outcome != stored.Outcome || stored.Seq == 0 {
+		t.Errorf("the duplicate twin was told %+v, want the stored %+v", told, stored)
 	}
 	if dups != 1 {
 		t.Errorf("%d duplicates, want 1 (the twin)", dups)
@@ -302,5 +309,112 @@ func TestDecisionsLabels(t *testing.T) {
 		if !got.HasLabel(l) {
 			t.Errorf("label %s missing", l)
 		}
+	}
+}
+
+// TestDecisionsUnstorableText: what PostgreSQL cannot store is refused
+// before it joins a batch, so it fails alone; the near misses store.
+func TestDecisionsUnstorableText(t *testing.T) {
+	t.Parallel()
+	d, _ := newLog(t)
+	ctx := context.Background()
+	bad := record("tx_bad", jan2026, "acc\x00", "fp", engine.Allow)
+	if err := d.Commit(ctx, bad); err == nil {
+		t.Error("commit of a NUL account id: no error")
+	}
+	bad = record("tx_bad2", jan2026, "acc", "fp", engine.Allow)
+	bad.Payment.Attributes = map[string]any{"note": "a\x00b"}
+	if err := d.Commit(ctx, bad); err == nil {
+		t.Error("commit of a NUL attribute: no error")
+	}
+	good := record("tx_good", jan2026, "acc", "fp", engine.Allow)
+	good.Payment.Attributes = map[string]any{"note": `\u0000 is text here`}
+	good.Request = []byte("raw\x00bytes\xff")
+	commit(t, d, good)
+	got, err := d.Lookup(ctx, "tx_good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, "near misses", got, good)
+	if st := d.Stats(); st.Failed != 0 {
+		t.Errorf("stats %+v: a batch failed", st)
+	}
+}
+
+// TestDecisionsCloseDrains: commits queued when Close is called are
+// written before it returns.
+func TestDecisionsCloseDrains(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Open(t)
+	d := postgres.NewDecisions(db, postgres.DecisionOptions{MaintainEvery: -1})
+	h := hold(d, false)
+	const n = 6
+	h.queued.Add(n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- d.Commit(context.Background(), record(fmt.Sprintf("tx_%d", i), jan2026, "acc", "fp", engine.Allow))
+		}()
+	}
+	<-h.started
+	h.queued.Wait()
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close(context.Background()) }()
+	close(h.release)
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("commit queued before close: %v", err)
+		}
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if c, err := d.Count(context.Background()); err != nil || c != n {
+		t.Errorf("count %d, %v; want %d", c, err, n)
+	}
+}
+
+// TestDecisionsFailedBatch: when the batch's transaction fails every commit
+// in it fails, and none is acknowledged.
+func TestDecisionsFailedBatch(t *testing.T) {
+	t.Parallel()
+	d, db := newLog(t)
+	h := hold(d, false)
+	h.queued.Add(1)
+	first := make(chan error, 1)
+	go func() { first <- d.Commit(context.Background(), record("tx_0", jan2026, "acc", "fp", engine.Allow)) }()
+	<-h.started
+	const n = 4
+	h.queued.Add(n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- d.Commit(context.Background(), record(fmt.Sprintf("tx_%d", i+1), jan2026, "acc", "fp", engine.Allow))
+		}()
+	}
+	h.queued.Wait()
+	// Make the held second batch fail: a claim row of its first id that
+	// decisions does not back, as an inconsistent store would have.
+	if _, err := db.Pool.Exec(context.Background(),
+		"INSERT INTO decision_txids VALUES ('tx_1', 'dec_x', $1)", jan2026); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	if err := <-first; err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	for range n {
+		if err := <-errs; err == nil {
+			t.Error("a commit of the failed batch succeeded")
+		}
+	}
+	if st := d.Stats(); st.Failed != 1 || st.Batches != 2 {
+		t.Errorf("stats %+v, want 1 failed batch of 2", st)
+	}
+	if c, err := d.Count(context.Background()); err != nil || c != 1 {
+		t.Errorf("count %d, %v; want only the first batch's 1", c, err)
 	}
 }

@@ -7,3 +7,6 @@ package postgres
 func SetDecisionHooks(d *Decisions, before func(n int), queued func(), skipPartitions bool) {
 	d.beforeBatch, d.queued, d.skipPartitions = before, queued, skipPartitions
 }
+
+// IsPartitionViolation exposes isPartitionViolation.
+var IsPartitionViolation = isPartitionViolation

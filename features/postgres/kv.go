@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -45,9 +46,29 @@ func (p pgKV) View(ctx context.Context, fn func(kv.Tx) error) error {
 	return p.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
 }
 
+// Update runs fn in a serializable transaction. When PostgreSQL refuses
+// it for a conflict with a concurrent one (another node wrote what fn
+// read), it runs fn again on a fresh transaction, up to updateAttempts
+// times, so fn must act only through its Tx and the variables it sets.
+// Only then is the error kv.ErrConflict.
 func (p pgKV) Update(ctx context.Context, fn func(kv.Tx) error) error {
-	return p.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+	for attempt := 1; ; attempt++ {
+		err := p.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		if !errors.Is(err, kv.ErrConflict) || attempt >= updateAttempts {
+			return err
+		}
+		// A short randomised pause lets the winner finish.
+		pause := time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
 }
+
+// updateAttempts bounds the runs of one Update that keeps conflicting.
+const updateAttempts = 10
 
 func (p pgKV) run(ctx context.Context, opts pgx.TxOptions, fn func(kv.Tx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -68,7 +89,7 @@ func (p pgKV) run(ctx context.Context, opts pgx.TxOptions, fn func(kv.Tx) error)
 		t.touched = map[string]struct{}{}
 	}
 	if err := fn(t); err != nil {
-		return err
+		return kvError(err)
 	}
 	if len(t.touched) > 0 {
 		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", changesChannel, changePayload(t.touched)); err != nil {

@@ -101,11 +101,3 @@ func (l *Leader) hold(ctx context.Context) error {
 		}
 	}
 }
-
-// LastSeq is the greatest sequence number a decision was given, 0 when
-// none: where a new reader of the log starts.
-func (d *Decisions) LastSeq(ctx context.Context) (uint64, error) {
-	var n int64
-	err := d.db.Pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM decisions").Scan(&n)
-	return uint64(n), err
-}

@@ -22,8 +22,8 @@ import (
 const changesChannel = "risk_changes"
 
 // Watch backoff after a failed or lost listening connection: it starts at
-// watchBackoffMin, doubles per failure up to watchBackoffMax, and resets
-// once a connection is listening again.
+// watchBackoffMin, doubles per failure up to watchBackoffMax, and starts
+// over after a connection that lasted longer than watchBackoffMax.
 const (
 	watchBackoffMin = 100 * time.Millisecond
 	watchBackoffMax = 10 * time.Second
@@ -44,8 +44,12 @@ const (
 func (db *DB) Watch(ctx context.Context, fn func(prefixes []string)) {
 	backoff := watchBackoffMin
 	for ctx.Err() == nil {
+		start := time.Now()
 		listening, _ := db.listen(ctx, fn)
-		if listening {
+		// A connection that listened for a while starts the backoff over;
+		// one that keeps dropping at once backs off like a failed dial, so
+		// fn(nil) does not turn into a reload storm.
+		if listening && time.Since(start) > watchBackoffMax {
 			backoff = watchBackoffMin
 		}
 		// The error is dropped: fn(nil) after the reconnect is what the
@@ -91,15 +95,23 @@ func (db *DB) listen(ctx context.Context, fn func([]string)) (listening bool, er
 	}
 }
 
+// maxPayload keeps a NOTIFY payload under PostgreSQL's limit of 8000
+// bytes, past which pg_notify, and with it the Update, would fail.
+const maxPayload = 4000
+
 // changePayload is a NOTIFY payload: the prefixes, sorted and joined by
-// commas.
+// commas; "" (anything changed) when they would not fit.
 func changePayload(prefixes map[string]struct{}) string {
 	out := make([]string, 0, len(prefixes))
 	for p := range prefixes {
 		out = append(out, p)
 	}
 	slices.Sort(out)
-	return strings.Join(out, ",")
+	payload := strings.Join(out, ",")
+	if len(payload) > maxPayload {
+		return ""
+	}
+	return payload
 }
 
 // parsePayload is changePayload's inverse. An empty prefix, from a key

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -40,6 +41,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 		{"sorted", []string{"lp/policy", "ak/", "li/"}, []string{"ak/", "li/", "lp/policy"}},
 		{"one", []string{"au/"}, []string{"au/"}},
 		{"unprintable means everything", []string{"au/", ""}, nil},
+		{"too long for NOTIFY means everything", manyPrefixes(1000), nil},
 	} {
 		set := map[string]struct{}{}
 		for _, p := range tt.in {
@@ -49,4 +51,12 @@ func TestPayloadRoundTrip(t *testing.T) {
 			t.Errorf("%s: parsePayload(changePayload(%q)) = %q, want %q", tt.name, tt.in, got, tt.want)
 		}
 	}
+}
+
+func manyPrefixes(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("unregistered-%04d", i)
+	}
+	return out
 }

@@ -47,9 +47,11 @@ func Run(t *testing.T, open func(t *testing.T) kv.DB) {
 		{"ScanAllFF", testScanAllFF},
 		{"ScanEmptyPrefix", testScanEmptyPrefix},
 		{"ScanManyWithWrites", testScanManyWithWrites},
+		{"ScanDeleting", testScanDeleting},
 		{"UpdateAtomic", testUpdateAtomic},
 		{"ReadYourWrites", testReadYourWrites},
 		{"ViewIsolation", testViewIsolation},
+		{"ViewIsReadOnly", testViewIsReadOnly},
 		{"Conflicts", testConflicts},
 		{"CancelledContext", testCancelledContext},
 	}

@@ -234,3 +234,30 @@ func last(s []string) string {
 	}
 	return s[len(s)-1]
 }
+
+// testScanDeleting deletes every key a scan passes, from its callback: the
+// scan still visits each key once, and the prefix ends empty.
+func testScanDeleting(t *testing.T, db kv.DB) {
+	const n = 600
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("kvtest/del/%04d", i)
+	}
+	for _, reverse := range []bool{false, true} {
+		setAll(t, db, keys...)
+		var seen []string
+		mustUpdate(t, db, func(tx kv.Tx) error {
+			seen = seen[:0]
+			return tx.Scan([]byte("kvtest/del/"), kv.ScanOptions{Reverse: reverse, KeysOnly: true}, func(k, _ []byte) error {
+				seen = append(seen, string(k))
+				return tx.Delete(k)
+			})
+		})
+		want := keys
+		if reverse {
+			want = reversed(keys)
+		}
+		wantKeys(t, fmt.Sprintf("keys scanned while deleting (reverse %v)", reverse), seen, want...)
+		wantKeys(t, fmt.Sprintf("keys left (reverse %v)", reverse), scanKeys(t, db, []byte("kvtest/del/"), kv.ScanOptions{}))
+	}
+}

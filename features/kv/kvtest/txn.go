@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/riskengine/risk/features/kv"
 )
@@ -168,4 +169,20 @@ func increment(db kv.DB, key []byte, maxAttempts int) error {
 		}
 	}
 	return fmt.Errorf("increment: still conflicting after %d attempts", maxAttempts)
+}
+
+func testViewIsReadOnly(t *testing.T, db kv.DB) {
+	key, kept := []byte("kvtest/ro/k"), []byte("kvtest/ro/kept")
+	mustSet(t, db, kept, []byte("v"))
+	for name, op := range map[string]func(kv.Tx) error{
+		"Set":    func(tx kv.Tx) error { return tx.Set(key, []byte("v")) },
+		"SetTTL": func(tx kv.Tx) error { return tx.SetTTL(key, []byte("v"), time.Hour) },
+		"Delete": func(tx kv.Tx) error { return tx.Delete(kept) },
+	} {
+		if err := db.View(context.Background(), op); err == nil {
+			t.Errorf("%s in a View succeeded", name)
+		}
+		wantAbsent(t, db, key)
+		wantValue(t, db, kept, "v")
+	}
 }

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestClusterExactAndIdempotentAcrossNodes: decisions on one card spread
+// over three nodes are counted exactly, a retry on another node answers
+// the same decision and is counted once, and the same id with another body
+// is refused on every node.
+func TestClusterExactAndIdempotentAcrossNodes(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	nodes := env.nodes(3)
+	at := time.Now().UTC()
+	const n = 60
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			decide(t, nodes[i%3], clusterPayment(fmt.Sprintf("tx_exact_%d", i), "fp_exact", 1000, at))
+		}()
+	}
+	wg.Wait()
+	for i, nd := range nodes {
+		d := decide(t, nd, clusterPayment(fmt.Sprintf("tx_exact_next_%d", i), "fp_exact", 1000, at))
+		got, ok := explain(t, nd, d.DecisionID).feature("card_attempts_10m")
+		if !ok || got != float64(n+i) {
+			t.Errorf("node %d: card_attempts_10m = %v (present %v), want %d: the earlier decisions on every node, not this one", i, got, ok, n+i)
+		}
+	}
+
+	// One transaction sent to every node at once, several times.
+	var (
+		mu  sync.Mutex
+		ids = map[string]int{}
+	)
+	for i := range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := decide(t, nodes[i%3], clusterPayment("tx_retry", "fp_retry", 1000, at))
+			mu.Lock()
+			ids[d.DecisionID]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 1 {
+		t.Errorf("retries answered %d different decisions, want one: %v", len(ids), ids)
+	}
+	d := decide(t, nodes[1], clusterPayment("tx_retry_next", "fp_retry", 1000, at))
+	if got, _ := explain(t, nodes[1], d.DecisionID).feature("card_attempts_10m"); got != 1 {
+		t.Errorf("after nine deliveries of one transaction card_attempts_10m = %v, want 1", got)
+	}
+	for i, nd := range nodes {
+		if code := call(t, testAdminKey, http.MethodPost, nd.url+"/v1/decisions", clusterPayment("tx_retry", "fp_retry", 2000, at), nil); code != http.StatusConflict {
+			t.Errorf("node %d: same transaction id, another amount = %d, want 409", i, code)
+		}
+	}
+}
+
+// TestClusterChangesReachEveryNode: a publish, a list item and a key
+// revocation made on one node take effect on the others without a restart.
+func TestClusterChangesReachEveryNode(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	nodes := env.nodes(3)
+	at := time.Now().UTC()
+
+	// Node 0 publishes a draft with another challenge threshold.
+	if code := call(t, testAdminKey, http.MethodPut, nodes[0].url+"/admin/ruleset/draft", map[string]any{"challenge_threshold": 55}, nil); code != http.StatusOK {
+		t.Fatalf("update draft = %d", code)
+	}
+	var ver struct {
+		Version int64 `json:"version"`
+	}
+	if code := call(t, testAdminKey, http.MethodPost, nodes[0].url+"/admin/ruleset/publish", map[string]any{"comment": "cluster test"}, &ver); (code != http.StatusOK && code != http.StatusCreated) || ver.Version < 2 {
+		t.Fatalf("publish = %d, version %d", code, ver.Version)
+	}
+	for i, nd := range nodes[1:] {
+		took := eventually(t, fmt.Sprintf("node %d runs version %d", i+1, ver.Version), 10*time.Second, func() bool {
+			return decide(t, nd, clusterPayment(fmt.Sprintf("tx_ver_%d_%d", i, time.Now().UnixNano()), "fp_ver", 100, at)).RulesetVersion == ver.Version
+		})
+		t.Logf("node %d ran the new version after %v", i+1, took)
+	}
+
+	// A card blocked on node 1 is denied on node 2.
+	if code := call(t, testAdminKey, http.MethodPost, nodes[1].url+"/admin/lists/blocked_cards/items", map[string]any{"value": "fp_stolen"}, nil); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("add list item = %d", code)
+	}
+	took := eventually(t, "node 2 denies the blocked card", 10*time.Second, func() bool {
+		d := decide(t, nodes[2], clusterPayment(fmt.Sprintf("tx_blk_%d", time.Now().UnixNano()), "fp_stolen", 100, at))
+		for _, r := range d.Reasons {
+			if r.Rule == "blocked_card" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("node 2 denied the blocked card after %v", took)
+
+	// A key created on node 0 works on node 2 until node 1 revokes it.
+	var key struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	if code := call(t, testAdminKey, http.MethodPost, nodes[0].url+"/admin/keys", map[string]any{"name": "gw", "role": "gateway"}, &key); code != http.StatusCreated && code != http.StatusOK {
+		t.Fatalf("create key = %d", code)
+	}
+	eventually(t, "node 2 accepts the new key", 10*time.Second, func() bool {
+		return call(t, key.Key, http.MethodGet, nodes[2].url+"/v1/decisions/dec_none", nil, nil) != http.StatusUnauthorized
+	})
+	if code := call(t, testAdminKey, http.MethodDelete, nodes[1].url+"/admin/keys/"+key.ID, nil, nil); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("revoke key = %d", code)
+	}
+	took = eventually(t, "node 2 refuses the revoked key", 10*time.Second, func() bool {
+		return call(t, key.Key, http.MethodPost, nodes[2].url+"/v1/decisions", clusterPayment("tx_revoked", "fp_rev", 100, at), nil) == http.StatusUnauthorized
+	})
+	t.Logf("node 2 refused the revoked key after %v", took)
+}
+
+// TestClusterSameAnswersAsSingleNode: one payment stream decided by a
+// single Badger node and by a three-node cluster gives the same outcomes,
+// scores and feature values.
+func TestClusterSameAnswersAsSingleNode(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	single := startServer(t, bin, t.TempDir())
+	env := newClusterEnv(t, bin)
+	nodes := env.nodes(3)
+	start := time.Now().UTC().Add(-2 * time.Hour)
+	cards := []string{"fp_a", "fp_b", "fp_c"}
+	for i := range 45 {
+		p := clusterPayment(fmt.Sprintf("tx_same_%d", i), cards[i%len(cards)], 500+(i%7)*4000, start.Add(time.Duration(i)*2*time.Minute))
+		if i%5 == 0 {
+			p["device"] = map[string]any{"id": "dev_shared", "ip": "198.51.100.9", "ip_country": "FR"}
+		}
+		one := explain(t, single, decide(t, single, p).DecisionID)
+		many := explain(t, nodes[i%3], decide(t, nodes[i%3], p).DecisionID)
+		if one.Decision != many.Decision || one.Score != many.Score {
+			t.Errorf("tx_same_%d: single node %s/%v, cluster %s/%v", i, one.Decision, one.Score, many.Decision, many.Score)
+		}
+		if len(one.Features) != len(many.Features) || len(one.Features) == 0 {
+			t.Fatalf("tx_same_%d: %d features on the single node, %d on the cluster", i, len(one.Features), len(many.Features))
+		}
+		for j, f := range one.Features {
+			g := many.Features[j]
+			if f.Name != g.Name || f.Value != g.Value || f.Ready != g.Ready {
+				t.Errorf("tx_same_%d: feature %s = %v (ready %v) on the single node, %s = %v (ready %v) on the cluster", i, f.Name, f.Value, f.Ready, g.Name, g.Value, g.Ready)
+			}
+		}
+		if one.Limits.DailySpent != many.Limits.DailySpent {
+			t.Errorf("tx_same_%d: daily spent %d on the single node, %d on the cluster", i, one.Limits.DailySpent, many.Limits.DailySpent)
+		}
+	}
+}
+
+// TestClusterNeedsBothStores: one of PostgreSQL and Redis without the other
+// stops the start with a message and exit status 1.
+func TestClusterNeedsBothStores(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	for _, args := range [][]string{
+		{"--postgres", "postgres://risk@127.0.0.1:5432/risk"},
+		{"--redis", "redis://127.0.0.1:6379/0"},
+		{"--redis-cluster", "127.0.0.1:7000"},
+	} {
+		out, err := runCLI(bin, "", append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)...)
+		code := -1
+		if ee, ok := err.(interface{ ExitCode() int }); ok {
+			code = ee.ExitCode()
+		}
+		if code != 1 || !strings.Contains(out, "cluster mode needs") {
+			t.Errorf("%v: exit %d, output %q; want exit 1 and a message naming the missing store", args, code, out)
+		}
+	}
+}
+
+// TestClusterFaults: with Redis or PostgreSQL unreachable a node still
+// answers every payment, degraded, and /readyz drains it; both recover
+// without a restart.
+func TestClusterFaults(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	flags, pg, rd := env.proxiedFlags()
+	nd := startServer(t, env.bin, t.TempDir(), flags...)
+	at := time.Now().UTC()
+	status := func(path string) int { return call(t, "", http.MethodGet, nd.url+path, nil, nil) }
+	if d := decide(t, nd, clusterPayment("tx_f_ok", "fp_f", 100, at)); d.Degraded {
+		t.Fatalf("healthy cluster: degraded %s", d.DegradedCause)
+	}
+
+	rd.cut()
+	d := decide(t, nd, clusterPayment("tx_f_redis", "fp_f", 100, at))
+	if !d.Degraded || d.DegradedCause == "" {
+		t.Errorf("Redis down: degraded %v cause %q, want a degraded answer with its cause", d.Degraded, d.DegradedCause)
+	}
+	if got := explain(t, nd, d.DecisionID); !got.Degraded {
+		t.Errorf("Redis down: the stored decision is not marked degraded")
+	}
+	if code := status("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("Redis down: /readyz = %d, want 503", code)
+	}
+	if code := status("/healthz"); code != http.StatusOK {
+		t.Errorf("Redis down: /healthz = %d, want 200", code)
+	}
+	rd.restore()
+	eventually(t, "ready again after Redis returns", 15*time.Second, func() bool { return status("/readyz") == http.StatusOK })
+	eventually(t, "whole decisions after Redis returns", 15*time.Second, func() bool {
+		return !decide(t, nd, clusterPayment(fmt.Sprintf("tx_f_r_%d", time.Now().UnixNano()), "fp_f", 100, at)).Degraded
+	})
+
+	pg.cut()
+	d = decide(t, nd, clusterPayment("tx_f_pg", "fp_f", 100, at))
+	if !d.Degraded || d.DegradedCause != "decision_store_unavailable" {
+		t.Errorf("PostgreSQL down: degraded %v cause %q, want decision_store_unavailable", d.Degraded, d.DegradedCause)
+	}
+	if code := status("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("PostgreSQL down: /readyz = %d, want 503", code)
+	}
+	pg.restore()
+	eventually(t, "ready again after PostgreSQL returns", 15*time.Second, func() bool { return status("/readyz") == http.StatusOK })
+	d = decide(t, nd, clusterPayment("tx_f_pg_back", "fp_f", 100, at))
+	if d.Degraded {
+		t.Errorf("after PostgreSQL returned: degraded %s", d.DegradedCause)
+	}
+	explain(t, nd, d.DecisionID)
+	if code := call(t, testAdminKey, http.MethodGet, nd.url+"/v1/decisions?transaction_id=tx_f_pg", nil, nil); code != http.StatusOK {
+		t.Errorf("search = %d", code)
+	}
+}
+
+// TestClusterKill9UnderLoad: a node killed with SIGKILL under load loses no
+// acknowledged decision: each is readable on another node and a retry
+// there answers the same decision.
+func TestClusterKill9UnderLoad(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	victim, survivor := env.node(), env.node()
+	at := time.Now().UTC()
+	var (
+		mu    sync.Mutex
+		acked = map[string]string{} // transaction id -> decision id
+		sent  = map[string]int{}    // transaction id -> worker
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+	)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tx := fmt.Sprintf("tx_k9_%d_%d", w, i)
+				var d decisionJSON
+				mu.Lock()
+				sent[tx] = w
+				mu.Unlock()
+				code, err := tryCall(testAdminKey, http.MethodPost, victim.url+"/v1/decisions", clusterPayment(tx, fmt.Sprintf("fp_k9_%d", w), 100, at), &d)
+				if err == nil && code == http.StatusOK && !d.Degraded {
+					mu.Lock()
+					acked[tx] = d.DecisionID
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	eventually(t, "200 acknowledged decisions", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200
+	})
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d decisions acknowledged before SIGKILL", len(acked))
+	for tx, id := range acked {
+		if got := explain(t, survivor, id); got.TransactionID != tx {
+			t.Errorf("decision %s reads as transaction %q, want %q", id, got.TransactionID, tx)
+		}
+	}
+	// The gateway retries everything it sent on the survivor: the
+	// acknowledged ones answer as before, the ones cut off are decided.
+	for tx, w := range sent {
+		d := decide(t, survivor, clusterPayment(tx, fmt.Sprintf("fp_k9_%d", w), 100, at))
+		if id, ok := acked[tx]; ok && d.DecisionID != id {
+			t.Errorf("retry of %s on the survivor answered %s, want %s", tx, d.DecisionID, id)
+		}
+	}
+	// Every payment of a card was counted once, whichever node counted it.
+	for w := range 8 {
+		n := 0
+		for _, sw := range sent {
+			if sw == w {
+				n++
+			}
+		}
+		d := decide(t, survivor, clusterPayment(fmt.Sprintf("tx_k9_after_%d", w), fmt.Sprintf("fp_k9_%d", w), 100, at))
+		if got, _ := explain(t, survivor, d.DecisionID).feature("card_attempts_10m"); got != float64(n) {
+			t.Errorf("card fp_k9_%d: card_attempts_10m = %v after %d payments, want %d", w, got, n, n)
+		}
+	}
+}
