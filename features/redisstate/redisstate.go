@@ -16,14 +16,16 @@
 // that touches them is legal on Redis Cluster:
 //
 //	{prefix:key}:s           the entity's state: 8-byte big-endian version, then the Calculator's encoding
-//	{prefix:key}:t:<tx id>   a transaction already counted into that state
+//	{prefix:key}:t:<tx id>   a transaction counted into that state: how many labels it had then, in decimal
 //	{prefix}:built           hash: group ID -> unix time its rebuild finished
 //
 // A state lives for the longest window of its group plus Options.Margin
 // after its last write, a transaction mark as long, so Redis stays
-// bounded without a sweeper. Redis must not evict keys under memory
-// pressure (maxmemory-policy noeviction): an evicted state would read as
-// fewer events, silently.
+// bounded without a sweeper. Marks are most of the keys: one per decision
+// and group, each about 150 bytes with Redis's own overhead, kept for the
+// group's longest window. Redis must not evict keys under memory pressure
+// (maxmemory-policy noeviction): an evicted state would read as fewer
+// events, an evicted mark would let a retry count twice, silently.
 //
 // # Definition changes
 //
