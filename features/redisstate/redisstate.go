@@ -206,11 +206,24 @@ func (s *Store) Ready() bool { return s.ready.Load() }
 
 // stateKey and markKey name an entity's keys (see the package doc).
 func (s *Store) stateKey(k features.StateKey) string {
-	return "{" + s.opts.Prefix + ":" + k.Key + "}:s"
+	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:s"
 }
 
 func (s *Store) markKey(k features.StateKey, txID string) string {
-	return "{" + s.opts.Prefix + ":" + k.Key + "}:t:" + txID
+	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:t:" + txID
+}
+
+// tagEscaper writes braces in entity values so that they cannot end a
+// hash tag early: then every key names its entity unambiguously (no
+// entity value and transaction id can spell another entity's key) and
+// entities spread over the cluster's slots by their whole value.
+var tagEscaper = strings.NewReplacer(`\`, `\\`, "{", `\(`, "}", `\)`)
+
+func escapeTag(s string) string {
+	if !strings.ContainsAny(s, `{}\`) {
+		return s
+	}
+	return tagEscaper.Replace(s)
 }
 
 // stripe returns the index of the lock serialising writes to key.
