@@ -166,7 +166,9 @@ type decisionJSON struct {
 		Ready bool    `json:"ready"`
 	} `json:"features"`
 	Limits struct {
-		DailySpent int64 `json:"daily_spent"`
+		DailySpent int64   `json:"daily_spent"`
+		DailyMax   int64   `json:"daily_max"`
+		Trust      float64 `json:"trust"`
 	} `json:"limits"`
 }
 
