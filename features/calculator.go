@@ -11,6 +11,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // Calculator computes features over entity states that live outside a
@@ -88,7 +89,7 @@ func NewCalculator(defs []Definition, opts CalculatorOptions) (*Calculator, erro
 	}
 	c := &Calculator{spentGroup: -1}
 	if opts.LimitsEntity != "" {
-		if !ValidLimitsEntity(opts.LimitsEntity) {
+		if !limits.ValidEntity(opts.LimitsEntity) {
 			return nil, engine.Invalid("limits_entity", "invalid", fmt.Sprintf("unknown limits entity %q", opts.LimitsEntity))
 		}
 		// The Store's spend feature also marks an index of its own; a

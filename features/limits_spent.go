@@ -14,29 +14,18 @@ import (
 	"github.com/riskengine/risk/engine"
 
 	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/limits"
 )
 
-// Entity kinds limits may be kept per.
-const (
-	EntityAccount         = "account"
-	EntityCard            = "card"
-	EntityAccountMerchant = "account_merchant"
-)
-
-// ValidLimitsEntity reports whether kind is an entity kind limits may be
-// kept per.
-func ValidLimitsEntity(kind string) bool {
-	_, ok := entityPaths(kind)
-	return ok
-}
-
+// entityPaths are the payment fields of a limit entity kind; the daily
+// spend feature is keyed by them.
 func entityPaths(kind string) (Paths, bool) {
 	switch kind {
-	case EntityAccount:
+	case limits.EntityAccount:
 		return Paths{"account.id"}, true
-	case EntityCard:
+	case limits.EntityCard:
 		return Paths{"card.fingerprint"}, true
-	case EntityAccountMerchant:
+	case limits.EntityAccountMerchant:
 		return Paths{"account.id", "merchant.id"}, true
 	}
 	return nil, false
@@ -163,13 +152,13 @@ func spentAmount(rec *engine.Record) (float64, bool) {
 	if l.Entity == "" || !(l.Rate > 0) || l.BaseCurrency == "" {
 		return 0, false
 	}
-	return convertMinor(float64(rec.Payment.Amount), rec.Payment.Currency, l.BaseCurrency, 1/l.Rate), true
+	return limits.ConvertMinor(float64(rec.Payment.Amount), rec.Payment.Currency, l.BaseCurrency, 1/l.Rate), true
 }
 
 // registerSpent adds the hidden spend feature for opts.LimitsEntity to the
 // initial feature set. It runs in New, before Open replays the log.
 func (s *Store) registerSpent() {
-	if !ValidLimitsEntity(s.opts.LimitsEntity) {
+	if !limits.ValidEntity(s.opts.LimitsEntity) {
 		return
 	}
 	f := spentFeature(s.opts.LimitsEntity)
@@ -222,7 +211,28 @@ func (s *Store) newHidden(pending map[string]bool) error {
 	return nil
 }
 
-// DailySpent implements SpendSource on the store's hidden spend feature.
+// LimiterSources are the store's sources for a limits.Limiter: its kv.DB,
+// its daily spend, its decision log. The store must keep the daily spend
+// (Options.LimitsEntity).
+func (s *Store) LimiterSources() (limits.Sources, error) {
+	f := s.spent()
+	if f == nil {
+		return limits.Sources{}, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
+	}
+	return limits.Sources{
+		DB: s.KV(), Spend: s, Decisions: s, Kind: s.opts.LimitsEntity,
+		MarkerTTL: s.opts.Retention + 30*24*time.Hour,
+		Corrupt:   func() { s.ws.corrupt.Add(1) },
+		Seed:      func(now time.Time) error { return f.spend.seedFrom(s.db, f, now.Unix()) },
+	}, nil
+}
+
+var (
+	_ limits.SpendSource    = (*Store)(nil)
+	_ limits.DecisionSearch = (*Store)(nil)
+)
+
+// DailySpent implements limits.SpendSource on the store's hidden spend feature.
 func (s *Store) DailySpent(ctx context.Context, p *engine.Payment) (float64, bool, error) {
 	f := s.spent()
 	if f == nil {

@@ -1,4 +1,4 @@
-package features
+package limits
 
 import (
 	"context"

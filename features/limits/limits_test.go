@@ -1,4 +1,4 @@
-package features_test
+package limits_test
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 func TestLimitsPolicyMaths(t *testing.T) {
 	tests := []struct {
 		name            string
-		policy          func(p *features.Policy)
+		policy          func(p *limits.Policy)
 		currency        string
 		newAccount      bool
 		single, daily   int64
@@ -31,33 +32,33 @@ func TestLimitsPolicyMaths(t *testing.T) {
 		{name: "KWD three decimals", currency: "KWD", single: 310_000, daily: 930_000, segment: "established"},
 		{
 			name: "trust capped by ceiling amounts", currency: "USD",
-			policy: func(p *features.Policy) { p.Trust.Initial = 2.5 },
+			policy: func(p *limits.Policy) { p.Trust.Initial = 2.5 },
 			single: 200_000, daily: 500_000, segment: "established", adjustmentsHave: "capped at the policy ceiling of 2000.00 USD",
 		},
 		{
 			name: "ceiling converted to JPY", currency: "JPY",
-			policy: func(p *features.Policy) { p.Trust.Initial = 3 },
+			policy: func(p *limits.Policy) { p.Trust.Initial = 3 },
 			single: 300_000, daily: 750_000, segment: "established", adjustmentsHave: "capped at the policy ceiling of 300000 JPY",
 		},
 		{
 			name: "low trust raised to floor", currency: "USD", newAccount: true,
-			policy: func(p *features.Policy) {
+			policy: func(p *limits.Policy) {
 				p.Trust.Initial = 0.25
-				p.LimitsFloor = features.Amounts{SingleMax: 10_000, DailyMax: 20_000}
+				p.LimitsFloor = limits.Amounts{SingleMax: 10_000, DailyMax: 20_000}
 			},
 			single: 10_000, daily: 20_000, segment: "new_account", adjustmentsHave: "raised to the policy floor of 100.00 USD",
 		},
 		{
 			name: "zero bounds do not bound", currency: "USD",
-			policy: func(p *features.Policy) {
+			policy: func(p *limits.Policy) {
 				p.Trust.Initial = 3
-				p.LimitsCeiling = features.Amounts{}
+				p.LimitsCeiling = limits.Amounts{}
 			},
 			single: 300_000, daily: 900_000, segment: "established",
 		},
 		{
 			name: "EUR base to USD", currency: "USD",
-			policy: func(p *features.Policy) {
+			policy: func(p *limits.Policy) {
 				p.BaseCurrency = "EUR"
 				p.Rates = map[string]float64{"USD": 1.08}
 			},
@@ -145,22 +146,22 @@ func TestPolicyValidation(t *testing.T) {
 	f := openLimiter(t, t.TempDir(), newLimClock(), nil)
 	tests := []struct {
 		name  string
-		mod   func(p *features.Policy)
+		mod   func(p *limits.Policy)
 		field string // "" for a compile error
 	}{
-		{"no name", func(p *features.Policy) { p.Name = "" }, "name"},
-		{"bad base", func(p *features.Policy) { p.BaseCurrency = "XXX" }, "base_currency"},
-		{"bad rate", func(p *features.Policy) { p.Rates["EUR"] = 0 }, "rates.EUR"},
-		{"base rate not 1", func(p *features.Policy) { p.Rates["USD"] = 2 }, "rates.USD"},
-		{"no segments", func(p *features.Policy) { p.Segments = nil }, "segments"},
-		{"last has when", func(p *features.Policy) { p.Segments[1].When = "true" }, "segments[1].when"},
-		{"duplicate segment", func(p *features.Policy) { p.Segments[1].Name = "new_account" }, "segments[1].name"},
-		{"zero base", func(p *features.Policy) { p.Segments[0].SingleMax = 0 }, "segments[0]"},
-		{"trust order", func(p *features.Policy) { p.Trust.Floor = 2 }, "trust"},
-		{"floor above ceiling", func(p *features.Policy) { p.LimitsFloor.SingleMax = 900_000 }, "limits_floor.single_max"},
-		{"unknown label", func(p *features.Policy) { p.Effects["oops"] = features.Effect{} }, "effects.oops"},
-		{"bad block_for", func(p *features.Policy) { p.Effects["fraud"] = features.Effect{BlockFor: "soon"} }, "effects.fraud.block_for"},
-		{"bad when", func(p *features.Policy) { p.Segments[0].When = "account.agedays < 7" }, ""},
+		{"no name", func(p *limits.Policy) { p.Name = "" }, "name"},
+		{"bad base", func(p *limits.Policy) { p.BaseCurrency = "XXX" }, "base_currency"},
+		{"bad rate", func(p *limits.Policy) { p.Rates["EUR"] = 0 }, "rates.EUR"},
+		{"base rate not 1", func(p *limits.Policy) { p.Rates["USD"] = 2 }, "rates.USD"},
+		{"no segments", func(p *limits.Policy) { p.Segments = nil }, "segments"},
+		{"last has when", func(p *limits.Policy) { p.Segments[1].When = "true" }, "segments[1].when"},
+		{"duplicate segment", func(p *limits.Policy) { p.Segments[1].Name = "new_account" }, "segments[1].name"},
+		{"zero base", func(p *limits.Policy) { p.Segments[0].SingleMax = 0 }, "segments[0]"},
+		{"trust order", func(p *limits.Policy) { p.Trust.Floor = 2 }, "trust"},
+		{"floor above ceiling", func(p *limits.Policy) { p.LimitsFloor.SingleMax = 900_000 }, "limits_floor.single_max"},
+		{"unknown label", func(p *limits.Policy) { p.Effects["oops"] = limits.Effect{} }, "effects.oops"},
+		{"bad block_for", func(p *limits.Policy) { p.Effects["fraud"] = limits.Effect{BlockFor: "soon"} }, "effects.fraud.block_for"},
+		{"bad when", func(p *limits.Policy) { p.Segments[0].When = "account.agedays < 7" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +191,7 @@ func TestLimitsSurviveRestart(t *testing.T) {
 	f := openLimiter(t, dir, clock, &pol)
 	rec := f.decide(t, f.payment("acc_1", 12_345, "USD"), engine.Challenge)
 	f.label(t, rec, engine.LabelChallengePassed)
-	if _, err := f.lim.SetOverride(context.Background(), "account", "acc_2", features.Override{DailyMax: 1_000_000, Reason: "r", ExpiresAt: clock.since(time.Hour)}); err != nil {
+	if _, err := f.lim.SetOverride(context.Background(), "account", "acc_2", limits.Override{DailyMax: 1_000_000, Reason: "r", ExpiresAt: clock.since(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.Close(context.Background()); err != nil {

@@ -1,4 +1,4 @@
-package features
+package limits
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/lists"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/riskengine/risk/engine"
@@ -263,11 +264,7 @@ func (l *Limiter) ApplyLabel(ctx context.Context, rec *engine.Record, lb engine.
 	if !ok {
 		return engine.LabelEffect{}, nil
 	}
-	var buf [128]byte
-	entity := ""
-	if key, ok := l.spent.entityKey(&rec.Payment, buf[:0]); ok {
-		entity = l.entityOf(key)
-	}
+	entity, _ := EntityOf(l.kind, &rec.Payment) // "" when the payment has none
 	lockKey := entity
 	if lockKey == "" {
 		lockKey = rec.ID
@@ -381,8 +378,8 @@ func (l *Limiter) isApplied(ctx context.Context, marker []byte) (bool, error) {
 // effect asks. An entry already there that lasts at least as long is left
 // alone, so a repeated block never shortens one.
 func (l *Limiter) block(rec *engine.Record, lb engine.Label, eff Effect, pol *compiledPolicy, now time.Time) ([]engine.BlockedItem, error) {
-	lists := l.opts.Lists
-	if lists == nil || (!eff.BlockCard && !eff.BlockDevice) {
+	bl := l.opts.Lists
+	if bl == nil || (!eff.BlockCard && !eff.BlockDevice) {
 		return nil, nil
 	}
 	var expires time.Time
@@ -394,16 +391,16 @@ func (l *Limiter) block(rec *engine.Record, lb engine.Label, eff Effect, pol *co
 		if value == "" {
 			return nil
 		}
-		if cur, ok := lists.Expiry(list, value); ok && (cur.IsZero() || (!expires.IsZero() && !cur.Before(expires))) {
+		if cur, ok := bl.Expiry(list, value); ok && (cur.IsZero() || (!expires.IsZero() && !cur.Before(expires))) {
 			return nil
 		}
-		if _, err := lists.Get(list); errors.Is(err, engine.ErrNotFound) {
-			if _, err := lists.Put(List{Name: list, Kind: KindString, Author: "limits", Description: "filled by fraud feedback"}); err != nil {
+		if _, err := bl.Get(list); errors.Is(err, engine.ErrNotFound) {
+			if _, err := bl.Put(lists.List{Name: list, Kind: lists.KindString, Author: "limits", Description: "filled by fraud feedback"}); err != nil {
 				return fmt.Errorf("create list %s: %w", list, err)
 			}
 		}
-		item := Item{Value: value, Reason: lb.Label + " on decision " + rec.ID, Author: lb.Source, ExpiresAt: expires}
-		if _, err := lists.AddItems(list, []Item{item}); err != nil {
+		item := lists.Item{Value: value, Reason: lb.Label + " on decision " + rec.ID, Author: lb.Source, ExpiresAt: expires}
+		if _, err := bl.AddItems(list, []lists.Item{item}); err != nil {
 			return fmt.Errorf("block %s: %w", list, err)
 		}
 		out = append(out, engine.BlockedItem{List: list, Value: value, ExpiresAt: expires})

@@ -1,4 +1,4 @@
-package features_test
+package limits_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 func TestTrustFeedback(t *testing.T) {
@@ -42,13 +42,13 @@ func TestTrustFeedback(t *testing.T) {
 
 	cb := f.decide(t, f.payment("acc_1", 10, "USD"), engine.Allow)
 	eff = f.label(t, cb, engine.LabelChargeback)
-	if eff.TrustAfter != 0.25 || len(eff.Blocked) != 1 || eff.Blocked[0].List != features.ListBlockedCards {
+	if eff.TrustAfter != 0.25 || len(eff.Blocked) != 1 || eff.Blocked[0].List != limits.ListBlockedCards {
 		t.Fatalf("chargeback effect = %+v, want trust 0.25 and the card blocked", eff)
 	}
 	if want := f.clock.since(180 * 24 * time.Hour); !eff.Blocked[0].ExpiresAt.Equal(want) {
 		t.Errorf("block expires %v, want %v", eff.Blocked[0].ExpiresAt, want)
 	}
-	if !f.lists.Contains(features.ListBlockedCards, "fp_acc_1") || f.lists.Contains(features.ListBlockedDevices, "dev_acc_1") {
+	if !f.lists.Contains(limits.ListBlockedCards, "fp_acc_1") || f.lists.Contains(limits.ListBlockedDevices, "dev_acc_1") {
 		t.Error("chargeback should block the card and not the device")
 	}
 	if got := f.limits(t, f.payment("acc_1", 1, "USD")); got.SingleMax != 25_000 {
@@ -56,7 +56,7 @@ func TestTrustFeedback(t *testing.T) {
 	}
 	f.clock.add(time.Second) // the newest decision is the basis of Describe
 	fraud := f.decide(t, f.payment("acc_1", 10, "USD"), engine.Allow)
-	if eff := f.label(t, fraud, engine.LabelFraud); len(eff.Blocked) != 1 || eff.Blocked[0].List != features.ListBlockedDevices {
+	if eff := f.label(t, fraud, engine.LabelFraud); len(eff.Blocked) != 1 || eff.Blocked[0].List != limits.ListBlockedDevices {
 		t.Errorf("fraud effect = %+v, want only the device newly blocked (the card already is, for longer)", eff)
 	}
 
@@ -77,7 +77,7 @@ func TestTrustFeedback(t *testing.T) {
 
 func TestTrustNeverPassesCeiling(t *testing.T) {
 	pol := limPolicy()
-	pol.LimitsCeiling = features.Amounts{SingleMax: 250_000, DailyMax: 10_000_000}
+	pol.LimitsCeiling = limits.Amounts{SingleMax: 250_000, DailyMax: 10_000_000}
 	f := openLimiter(t, t.TempDir(), newLimClock(), &pol)
 	for i := range 30 {
 		rec := f.decide(t, f.payment("acc_1", 10, "USD"), engine.Challenge)
@@ -95,8 +95,8 @@ func TestTrustNeverPassesCeiling(t *testing.T) {
 
 func TestTrustConcurrentFeedbackLosesNothing(t *testing.T) {
 	pol := limPolicy()
-	pol.Effects[engine.LabelChallengePassed] = features.Effect{TrustStep: 0.01}
-	pol.Effects[engine.LabelLegit] = features.Effect{TrustStep: 0.01}
+	pol.Effects[engine.LabelChallengePassed] = limits.Effect{TrustStep: 0.01}
+	pol.Effects[engine.LabelLegit] = limits.Effect{TrustStep: 0.01}
 	f := openLimiter(t, t.TempDir(), newLimClock(), &pol)
 	const n = 60
 	recs := make([]*engine.Record, n)
@@ -129,7 +129,7 @@ func TestOverrideExpiry(t *testing.T) {
 	clock := newLimClock()
 	f := openLimiter(t, t.TempDir(), clock, &pol)
 	ctx := engine.WithPrincipal(context.Background(), engine.Principal{Name: "alice", Role: engine.RoleAnalyst})
-	ov, err := f.lim.SetOverride(ctx, "account", "acc_vip", features.Override{
+	ov, err := f.lim.SetOverride(ctx, "account", "acc_vip", limits.Override{
 		SingleMax: 9_000_00, Currency: "EUR", Reason: "VIP, verified by phone", ExpiresAt: clock.since(time.Hour),
 	})
 	if err != nil {
@@ -159,22 +159,22 @@ func TestOverrideValidation(t *testing.T) {
 	pol := limPolicy()
 	clock := newLimClock()
 	f := openLimiter(t, t.TempDir(), clock, &pol)
-	ok := features.Override{SingleMax: 1, Reason: "r", ExpiresAt: clock.since(time.Hour)}
+	ok := limits.Override{SingleMax: 1, Reason: "r", ExpiresAt: clock.since(time.Hour)}
 	tests := []struct {
 		name       string
 		entityType string
 		id         string
-		mod        func(o *features.Override)
+		mod        func(o *limits.Override)
 		field      string
 	}{
 		{"wrong entity type", "card", "x", nil, "entity_type"},
 		{"no id", "account", "", nil, "id"},
-		{"no amount", "account", "a", func(o *features.Override) { o.SingleMax = 0 }, "single_max"},
-		{"no reason", "account", "a", func(o *features.Override) { o.Reason = "" }, "reason"},
-		{"no expiry", "account", "a", func(o *features.Override) { o.ExpiresAt = time.Time{} }, "expires_at"},
-		{"past expiry", "account", "a", func(o *features.Override) { o.ExpiresAt = clock.since(-time.Second) }, "expires_at"},
-		{"too far", "account", "a", func(o *features.Override) { o.ExpiresAt = clock.since(400 * 24 * time.Hour) }, "expires_at"},
-		{"unknown currency", "account", "a", func(o *features.Override) { o.Currency = "CHF" }, "currency"},
+		{"no amount", "account", "a", func(o *limits.Override) { o.SingleMax = 0 }, "single_max"},
+		{"no reason", "account", "a", func(o *limits.Override) { o.Reason = "" }, "reason"},
+		{"no expiry", "account", "a", func(o *limits.Override) { o.ExpiresAt = time.Time{} }, "expires_at"},
+		{"past expiry", "account", "a", func(o *limits.Override) { o.ExpiresAt = clock.since(-time.Second) }, "expires_at"},
+		{"too far", "account", "a", func(o *limits.Override) { o.ExpiresAt = clock.since(400 * 24 * time.Hour) }, "expires_at"},
+		{"unknown currency", "account", "a", func(o *limits.Override) { o.Currency = "CHF" }, "currency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,39 +188,5 @@ func TestOverrideValidation(t *testing.T) {
 				t.Errorf("err = %v, want a field error on %s", err, tt.field)
 			}
 		})
-	}
-}
-
-func TestLabelFilteredFeature(t *testing.T) {
-	defs := []features.Definition{
-		{Name: "card_chargebacks_90d", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "90d", Where: `"chargeback" in labels`},
-		{Name: "card_bad_90d", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "90d", Where: `decision == "deny" || "fraud" in labels`},
-	}
-	s := openStore(t, t.TempDir(), defs)
-	now := time.Now().UTC()
-	pay := engine.Payment{OccurredAt: now.Add(-10 * 24 * time.Hour), Card: engine.Card{Fingerprint: "fp_x"}}
-	allowed, denied := record(pay, engine.Allow), record(pay, engine.Deny)
-	commit(t, s, allowed)
-	commit(t, s, denied)
-	probe := engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: "fp_x"}}
-	if got := value(t, s, probe, "card_chargebacks_90d"); got != 0 {
-		t.Fatalf("before labels: %v, want 0", got)
-	}
-	ctx := context.Background()
-	label := func(rec *engine.Record, l string) {
-		t.Helper()
-		if _, _, err := s.AddLabel(ctx, rec.ID, engine.Label{Label: l}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	label(allowed, engine.LabelChargeback)
-	label(allowed, engine.LabelChargeback) // idempotent
-	label(allowed, engine.LabelFraud)      // admitted by card_bad_90d now
-	label(denied, engine.LabelFraud)       // already counted as denied
-	if got := value(t, s, probe, "card_chargebacks_90d"); got != 1 {
-		t.Errorf("chargebacks = %v, want 1", got)
-	}
-	if got := value(t, s, probe, "card_bad_90d"); got != 2 {
-		t.Errorf("bad = %v, want 2 (the denied payment once, the fraud one once)", got)
 	}
 }

@@ -1,4 +1,4 @@
-package features
+package limits
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/lists"
 )
 
 // DefaultTrustCacheEntries bounds the trust states a Limiter keeps in
@@ -36,13 +36,13 @@ const (
 // already made.
 type AuditFunc func(ctx context.Context, action, target string, before, after any) error
 
-// LimiterOptions configure a Limiter. Zero fields take defaults.
-type LimiterOptions struct {
+// Options configure a Limiter. Zero fields take defaults.
+type Options struct {
 	// Compile compiles segment expressions; nil refuses policies with when.
 	Compile PredicateCompiler
 	// Lists receives the block-list entries of fraud labels; nil disables
 	// blocking.
-	Lists *Lists
+	Lists *lists.Store
 	// Audit records every change; nil records nothing.
 	Audit AuditFunc
 	// TrustCacheEntries bounds the trust states kept in memory
@@ -54,14 +54,14 @@ type LimiterOptions struct {
 
 // Limiter computes the dynamic limits of the paying entity and learns its
 // trust from feedback. It implements engine.Limiter and
-// engine.TrustUpdater and is safe for concurrent use. Build it on an open
-// Store created with Options.LimitsEntity, then call Load.
+// engine.TrustUpdater and is safe for concurrent use. Build it with New on
+// the Sources of an open feature store (features.Store.LimiterSources, or
+// the cluster stores), then call Load.
 type Limiter struct {
-	db    kv.DB
-	src   LimiterSources
-	opts  LimiterOptions
-	kind  string
-	spent *feature
+	db   kv.DB
+	src  Sources
+	opts Options
+	kind string
 
 	policy   atomic.Pointer[compiledPolicy]
 	policyMu sync.Mutex // serialises SetPolicy
@@ -98,8 +98,8 @@ type DecisionSearch interface {
 	Search(ctx context.Context, q engine.Query) ([]*engine.Record, string, error)
 }
 
-// LimiterSources are where a Limiter reads and keeps its state.
-type LimiterSources struct {
+// Sources are where a Limiter reads and keeps its state.
+type Sources struct {
 	// DB keeps the policy, overrides, trust and label markers.
 	DB kv.DB
 	// Spend reads daily spend.
@@ -117,41 +117,13 @@ type LimiterSources struct {
 	Seed func(now time.Time) error
 }
 
-// NewLimiter returns a Limiter over s, which must keep the daily spend
-// (Options.LimitsEntity), with the built-in DefaultPolicy (whose segment
-// expression needs opts.Compile). It does no I/O; call Load before the
-// first decision.
-func NewLimiter(s *Store, opts LimiterOptions) (*Limiter, error) {
-	src, err := s.LimiterSources()
-	if err != nil {
-		return nil, err
-	}
-	return NewLimiterOn(src, opts)
-}
-
-// LimiterSources are the store's sources for a Limiter: its kv.DB, its
-// daily spend, its decision log. The store must keep the daily spend
-// (Options.LimitsEntity).
-func (s *Store) LimiterSources() (LimiterSources, error) {
-	f := s.spent()
-	if f == nil {
-		return LimiterSources{}, errors.New("limits: the feature store keeps no daily spend; set Options.LimitsEntity")
-	}
-	return LimiterSources{
-		DB: s.KV(), Spend: s, Decisions: s, Kind: s.opts.LimitsEntity,
-		MarkerTTL: s.opts.Retention + 30*24*time.Hour,
-		Corrupt:   func() { s.ws.corrupt.Add(1) },
-		Seed:      func(now time.Time) error { return f.spend.seedFrom(s.db, f, now.Unix()) },
-	}, nil
-}
-
-// NewLimiterOn returns a Limiter on src; NewLimiter is it on a Badger
-// Store, cluster mode builds it on PostgreSQL and Redis.
-func NewLimiterOn(src LimiterSources, opts LimiterOptions) (*Limiter, error) {
-	if !ValidLimitsEntity(src.Kind) {
+// New returns a Limiter on src with the built-in DefaultPolicy (whose
+// segment expression needs opts.Compile). It does no I/O; call Load before
+// the first decision.
+func New(src Sources, opts Options) (*Limiter, error) {
+	if !ValidEntity(src.Kind) {
 		return nil, fmt.Errorf("limits: unknown limit entity %q", src.Kind)
 	}
-	f := spentFeature(src.Kind)
 	if opts.TrustCacheEntries <= 0 {
 		opts.TrustCacheEntries = DefaultTrustCacheEntries
 	}
@@ -162,7 +134,7 @@ func NewLimiterOn(src LimiterSources, opts LimiterOptions) (*Limiter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("limits: default policy: %w", err)
 	}
-	l := &Limiter{db: src.DB, src: src, opts: opts, kind: src.Kind, spent: f, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
+	l := &Limiter{db: src.DB, src: src, opts: opts, kind: src.Kind, seed: maphash.MakeSeed(), overrides: map[string]Override{}}
 	l.policy.Store(cp)
 	l.trust.init(opts.TrustCacheEntries, l.loadTrust)
 	return l, nil
@@ -267,12 +239,10 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 		return engine.Limits{}, engine.Invalid("currency", "unknown_currency",
 			fmt.Sprintf("currency %q has no exchange rate in the limits policy", p.Currency))
 	}
-	var buf [128]byte
-	key, ok := l.spent.entityKey(p, buf[:0])
+	who, ok := EntityOf(l.kind, p)
 	if !ok {
 		return engine.Limits{}, nil
 	}
-	who := l.entityOf(key)
 	te, err := l.trust.get(ctx, who)
 	if err != nil {
 		return engine.Limits{}, fmt.Errorf("read trust of %s: %w", who, err)
@@ -284,7 +254,7 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	seg, note := pol.segment(p)
 
 	base, cur := pol.BaseCurrency, p.Currency
-	toCur := func(x float64) int64 { return floorMinor(convertMinor(x, base, cur, rate)) }
+	toCur := func(x float64) int64 { return floorMinor(ConvertMinor(x, base, cur, rate)) }
 	out := engine.Limits{
 		Entity: who, Currency: cur, Policy: pol.label, Segment: seg.Name,
 		BaseCurrency: base, Rate: rate,
@@ -319,7 +289,7 @@ func (l *Limiter) Limits(ctx context.Context, p *engine.Payment) (engine.Limits,
 	if !complete {
 		out.Adjustments = append(out.Adjustments, "daily spend still being rebuilt from history: it may be low")
 	}
-	out.DailySpent = int64(math.Round(convertMinor(spentBase, base, cur, rate)))
+	out.DailySpent = int64(math.Round(ConvertMinor(spentBase, base, cur, rate)))
 	out.DailyRemaining = max(0, out.DailyMax-out.DailySpent)
 	return out, nil
 }
@@ -329,23 +299,6 @@ func clampNote(name string, side int, v int64, cur string) string {
 		return fmt.Sprintf("%s capped at the policy ceiling of %s", name, formatMinor(v, cur))
 	}
 	return fmt.Sprintf("%s raised to the policy floor of %s", name, formatMinor(v, cur))
-}
-
-// entityOf turns a spend window key (name \0 v1 [\0 v2]) into the entity
-// as decisions show it: "account:acc_42", "account_merchant:acc_42:m_1".
-func (l *Limiter) entityOf(key []byte) string {
-	rest := key[len(l.spent.def.Name)+1:]
-	var b strings.Builder
-	b.Grow(len(l.kind) + 1 + len(rest))
-	b.WriteString(l.kind)
-	b.WriteByte(':')
-	for _, c := range rest {
-		if c == 0 {
-			c = ':'
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // lock returns the mutex serialising changes to one entity.

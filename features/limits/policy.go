@@ -1,10 +1,11 @@
-package features
+package limits
 
 import (
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riskengine/risk/engine"
@@ -239,7 +240,7 @@ func compilePolicy(p Policy, compile PredicateCompiler) (*compiledPolicy, error)
 			return nil, bad(field+".trust_step", fmt.Sprintf("trust_step must be between -%g and %g", MaxTrust, MaxTrust))
 		}
 		if e.BlockFor != "" {
-			d, err := ParseWindow(e.BlockFor)
+			d, err := parseBlockFor(e.BlockFor)
 			if err != nil {
 				return nil, bad(field+".block_for", err.Error())
 			}
@@ -266,7 +267,7 @@ func (cp *compiledPolicy) convert(amount float64, from, to string) (float64, boo
 	if !ok1 || !ok2 {
 		return 0, false
 	}
-	return convertMinor(amount, from, to, rt/rf), true
+	return ConvertMinor(amount, from, to, rt/rf), true
 }
 
 // segment returns the first segment matching p. A segment whose expression
@@ -308,4 +309,29 @@ func clampAmount(v float64, floor, ceiling int64) (float64, int) {
 		return float64(floor), -1
 	}
 	return v, 0
+}
+
+// parseBlockFor parses how long a block-list entry lasts: a Go duration
+// ("720h") or a whole number of days ("90d"), from a minute to 365 days.
+// It reads what features.ParseWindow reads, with the same messages: a
+// policy written against window lengths keeps working. It is repeated here
+// because package features imports this one, not the other way round.
+func parseBlockFor(s string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
+		}
+	}
+	if d < time.Minute || d > 365*24*time.Hour {
+		return 0, fmt.Errorf("window %q: must be between 1m and 365d", s)
+	}
+	return d, nil
 }

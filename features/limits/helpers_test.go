@@ -1,4 +1,4 @@
-package features_test
+package limits_test
 
 import (
 	"context"
@@ -10,8 +10,88 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
+	"github.com/riskengine/risk/features/lists"
 	"github.com/riskengine/risk/rules"
 )
+
+// The limiter is tested on a real Badger feature store, which keeps the
+// daily spend it reads; these helpers open one as package features' tests
+// do.
+
+func compileFilter(src string) (features.Filter, error) {
+	p, err := rules.CompilePredicate(src)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// openStore opens a Store in dir with defs, closed at the end of the test.
+func openStore(tb testing.TB, dir string, defs []features.Definition, opts ...func(*features.Options)) *features.Store {
+	tb.Helper()
+	o := features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 50 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	s := features.New(o)
+	if err := s.Open(context.Background()); err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	if defs != nil {
+		if err := s.SetDefinitions(context.Background(), defs); err != nil {
+			tb.Fatalf("set definitions: %v", err)
+		}
+		waitReady(tb, s, defs)
+	}
+	return s
+}
+
+func waitReady(tb testing.TB, s *features.Store, defs []features.Definition) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, d := range defs {
+		for {
+			st, ok := s.Status(d.Name)
+			if !ok || st.Done {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("backfill of %s did not finish", d.Name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+var txCounter atomic.Int64
+
+// record builds a decided payment.
+func record(p engine.Payment, outcome engine.Outcome) *engine.Record {
+	if p.TransactionID == "" {
+		p.TransactionID = fmt.Sprintf("tx_%d", txCounter.Add(1))
+	}
+	if p.Currency == "" {
+		p.Currency = "USD"
+	}
+	if p.Amount == 0 {
+		p.Amount = 100
+	}
+	rec := &engine.Record{Payment: p, RequestHash: p.ContentHash()}
+	rec.ID = engine.DecisionID(p.TransactionID)
+	rec.TransactionID = p.TransactionID
+	rec.Outcome = outcome
+	rec.EvaluatedAt = p.OccurredAt
+	return rec
+}
+
+func commit(tb testing.TB, s *features.Store, rec *engine.Record) {
+	tb.Helper()
+	if err := s.Commit(context.Background(), rec); err != nil {
+		tb.Fatalf("commit: %v", err)
+	}
+}
 
 // limClock is a settable clock.
 type limClock struct{ ns atomic.Int64 }
@@ -26,7 +106,7 @@ func (c *limClock) now() time.Time                  { return time.Unix(0, c.ns.L
 func (c *limClock) add(d time.Duration)             { c.ns.Add(int64(d)) }
 func (c *limClock) since(d time.Duration) time.Time { return c.now().Add(d) }
 
-func compilePredicate(src string) (features.PaymentPredicate, error) {
+func compilePredicate(src string) (limits.PaymentPredicate, error) {
 	p, err := rules.CompilePaymentPredicate(src)
 	if err != nil {
 		return nil, err
@@ -36,42 +116,46 @@ func compilePredicate(src string) (features.PaymentPredicate, error) {
 
 // limPolicy is the policy the maths tests use: USD base, a new-account
 // segment, trust 0.25..3, floors and ceilings.
-func limPolicy() features.Policy {
-	p := features.DefaultPolicy()
+func limPolicy() limits.Policy {
+	p := limits.DefaultPolicy()
 	p.Rates = map[string]float64{"EUR": 0.9, "JPY": 150, "KWD": 0.31}
-	p.Segments = []features.Segment{
+	p.Segments = []limits.Segment{
 		{Name: "new_account", When: "account.age_days < 7", SingleMax: 20_000, DailyMax: 50_000},
 		{Name: "established", SingleMax: 100_000, DailyMax: 300_000},
 	}
-	p.Trust = features.TrustBounds{Initial: 1, Floor: 0.25, Ceiling: 3}
-	p.LimitsFloor = features.Amounts{SingleMax: 1_000, DailyMax: 5_000}
-	p.LimitsCeiling = features.Amounts{SingleMax: 200_000, DailyMax: 500_000}
+	p.Trust = limits.TrustBounds{Initial: 1, Floor: 0.25, Ceiling: 3}
+	p.LimitsFloor = limits.Amounts{SingleMax: 1_000, DailyMax: 5_000}
+	p.LimitsCeiling = limits.Amounts{SingleMax: 200_000, DailyMax: 500_000}
 	return p
 }
 
 type limFixture struct {
 	store *features.Store
-	lists *features.Lists
-	lim   *features.Limiter
+	lists *lists.Store
+	lim   *limits.Limiter
 	clock *limClock
 	audit *[]string
 }
 
 // openLimiter opens a store in dir keeping spend per account, with a
 // limiter and the block lists, and stores policy when given.
-func openLimiter(tb testing.TB, dir string, clock *limClock, policy *features.Policy) *limFixture {
+func openLimiter(tb testing.TB, dir string, clock *limClock, policy *limits.Policy) *limFixture {
 	tb.Helper()
 	s := openStore(tb, dir, nil, func(o *features.Options) {
-		o.LimitsEntity = features.EntityAccount
+		o.LimitsEntity = limits.EntityAccount
 		o.Now = clock.now
 	})
-	lists := features.NewLists(s.KV(), clock.now)
+	lists := lists.New(s.KV(), clock.now)
 	if err := lists.Load(); err != nil {
 		tb.Fatal(err)
 	}
 	var mu sync.Mutex
 	audit := &[]string{}
-	lim, err := features.NewLimiter(s, features.LimiterOptions{
+	src, err := s.LimiterSources()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lim, err := limits.New(src, limits.Options{
 		Compile: compilePredicate, Lists: lists, Now: clock.now,
 		Audit: func(_ context.Context, action, target string, _, _ any) error {
 			mu.Lock()

@@ -1,4 +1,4 @@
-package features
+package limits
 
 import (
 	"math"
@@ -19,9 +19,11 @@ func MinorUnits(currency string) int {
 
 var pow10 = [...]float64{1, 10, 100, 1000}
 
-// convertMinor converts amount, in minor units of from, into minor units of
-// to, where rate is the number of units of to per unit of from.
-func convertMinor(amount float64, from, to string, rate float64) float64 {
+// ConvertMinor converts amount, in minor units of from, into minor units of
+// to, where rate is the number of units of to per unit of from. The result
+// is not rounded. The daily spend of package features is kept in these
+// converted amounts, so the formula must not change.
+func ConvertMinor(amount float64, from, to string, rate float64) float64 {
 	return amount / pow10[MinorUnits(from)] * rate * pow10[MinorUnits(to)]
 }
 
