@@ -18,6 +18,7 @@ import (
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
 )
@@ -117,7 +118,7 @@ type app struct {
 	reviews   *review.Queue
 	notifier  *notifier
 	lists     *features.Lists
-	limiter   *features.Limiter
+	limiter   *limits.Limiter
 	// follow keeps a cluster node's in-memory state in step with the
 	// other nodes until ctx ends (followChanges); it returns at once on a
 	// single node.
@@ -148,7 +149,7 @@ func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, e
 	// One audit trail instance for every writer: it numbers entries in
 	// memory. Pass it to admin.New as Config.Audit.
 	audit := admin.NewAudit(st.kv, nil)
-	limiter, err := features.NewLimiterOn(st.limits, features.LimiterOptions{
+	limiter, err := limits.New(st.limits, limits.Options{
 		Compile: compilePaymentPredicate, Lists: lists, Audit: admin.LimitsAudit(audit),
 	})
 	if err != nil {
@@ -300,7 +301,7 @@ func compileFilter(src string) (features.Filter, error) {
 
 // compilePaymentPredicate compiles a limit's payment predicate with the
 // rule language.
-func compilePaymentPredicate(src string) (features.PaymentPredicate, error) {
+func compilePaymentPredicate(src string) (limits.PaymentPredicate, error) {
 	p, err := rules.CompilePaymentPredicate(src)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // The serve configuration: flags, each with an environment variable as
@@ -100,7 +101,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Budget, "budget", ev.Duration("RISK_BUDGET", engine.DefaultBudget), "time budget of one decision; past it the decision is degraded [RISK_BUDGET]")
 	fs.StringVar(&c.Fallback, "fallback", env("RISK_FALLBACK", string(engine.DefaultFallback)), "least strict outcome of a degraded decision: allow, challenge or deny [RISK_FALLBACK]")
 	fs.StringVar(&c.LogLevel, "log-level", env("RISK_LOG_LEVEL", "info"), "debug, info, warn or error [RISK_LOG_LEVEL]")
-	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
+	fs.StringVar(&c.LimitsEntity, "limits-entity", env("RISK_LIMITS_ENTITY", limits.EntityAccount), "what dynamic limits are kept per: account, card or account_merchant (docs/limits.md) [RISK_LIMITS_ENTITY]")
 	fs.StringVar(&c.AdminKey, "admin-key", env("RISK_ADMIN_KEY", ""), "admin API key ensured at start (at least 32 characters, see: risk keys generate); prefer the environment variable [RISK_ADMIN_KEY]")
 	fs.BoolVar(&c.Dev, "dev", ev.Bool("RISK_DEV", false), "DEVELOPMENT ONLY: no authentication, every request is an admin; refused unless --addr is a loopback address [RISK_DEV]")
 	fs.StringVar(&c.FallbackMerchants, "fallback-merchant", env("RISK_FALLBACK_MERCHANT", ""), "per-merchant fallback overriding --fallback, e.g. m_1=deny,m_2=allow [RISK_FALLBACK_MERCHANT]")
@@ -144,7 +145,7 @@ func (c config) validate() error {
 		return fmt.Errorf("--budget must be positive")
 	case c.CacheEntries <= 0:
 		return fmt.Errorf("--cache-entries must be positive")
-	case !features.ValidLimitsEntity(c.LimitsEntity):
+	case !limits.ValidEntity(c.LimitsEntity):
 		return fmt.Errorf("--limits-entity %q: want account, card or account_merchant", c.LimitsEntity)
 	case c.Review.validate() != nil:
 		return c.Review.validate()

@@ -10,6 +10,7 @@ import (
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/server"
 )
 
@@ -26,7 +27,7 @@ type storage struct {
 	// features computes feature values and holds their definitions.
 	features featureStore
 	// limits is where the Limiter reads and keeps its state.
-	limits features.LimiterSources
+	limits limits.Sources
 	// lastSeq is the newest decision's sequence number: where a new reader
 	// of the decision log starts.
 	lastSeq func() uint64

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/cluster"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/postgres"
 	"github.com/riskengine/risk/features/redisstate"
 )
@@ -60,7 +60,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 	started := false // start and close run on serve's goroutine
 	return &storage{
 		kv: pg.KV(), decisions: cs, features: cs,
-		limits: features.LimiterSources{
+		limits: limits.Sources{
 			DB: pg.KV(), Spend: cs, Decisions: cs, Kind: c.LimitsEntity,
 			MarkerTTL: c.Retention + 30*24*time.Hour,
 		},

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // maxLimitsBody bounds the bodies of the limits API: a policy with every
@@ -28,7 +28,7 @@ const maxLimitsBody = 1 << 20
 //
 // Changes are recorded in the audit trail by the limiter itself (see
 // LimitsAudit). docs/limits.md describes the JSON.
-func RegisterLimits(g *echo.Group, require Require, lim *features.Limiter) {
+func RegisterLimits(g *echo.Group, require Require, lim *limits.Limiter) {
 	h := &limitsAPI{lim: lim}
 	read := require(engine.RoleAnalyst, engine.RoleAuditor)
 	write := require(engine.RoleAnalyst)
@@ -39,9 +39,9 @@ func RegisterLimits(g *echo.Group, require Require, lim *features.Limiter) {
 	g.DELETE("/limits/:entity_type/:id", h.deleteOverride, write)
 }
 
-// LimitsAudit returns the hook a features.Limiter records its changes with
+// LimitsAudit returns the hook a limits.Limiter records its changes with
 // (policy, overrides, feedback effects), writing to the audit trail a.
-func LimitsAudit(a *Audit) features.AuditFunc {
+func LimitsAudit(a *Audit) limits.AuditFunc {
 	return func(ctx context.Context, action, target string, before, after any) error {
 		_, err := a.Record(ctx, Entry{Action: action, Target: target, Before: before, After: after})
 		return err
@@ -49,7 +49,7 @@ func LimitsAudit(a *Audit) features.AuditFunc {
 }
 
 type limitsAPI struct {
-	lim *features.Limiter
+	lim *limits.Limiter
 }
 
 // getPolicy is GET /admin/limits/policy.
@@ -60,7 +60,7 @@ func (h *limitsAPI) getPolicy(c echo.Context) error {
 // putPolicy is PUT /admin/limits/policy: the body is a whole policy;
 // version, author and updated_at are assigned.
 func (h *limitsAPI) putPolicy(c echo.Context) error {
-	var p features.Policy
+	var p limits.Policy
 	if err := bindLimits(c, &p); err != nil {
 		return err
 	}
@@ -73,14 +73,14 @@ func (h *limitsAPI) putPolicy(c echo.Context) error {
 
 // entityJSON is GET /admin/limits/{entity_type}/{id}.
 type entityJSON struct {
-	Entity     string                `json:"entity"`
-	EntityType string                `json:"entity_type"`
-	ID         string                `json:"id"`
-	Currency   string                `json:"currency"`
-	Limits     entityLimitsJSON      `json:"limits"`
-	Trust      float64               `json:"trust"`
-	Override   *features.Override    `json:"override"`
-	History    []features.TrustEvent `json:"history"`
+	Entity     string              `json:"entity"`
+	EntityType string              `json:"entity_type"`
+	ID         string              `json:"id"`
+	Currency   string              `json:"currency"`
+	Limits     entityLimitsJSON    `json:"limits"`
+	Trust      float64             `json:"trust"`
+	Override   *limits.Override    `json:"override"`
+	History    []limits.TrustEvent `json:"history"`
 	// BasisDecisionID is the decision whose payment chose the segment;
 	// empty when the entity has no decision yet.
 	BasisDecisionID string `json:"basis_decision_id,omitempty"`
@@ -122,7 +122,7 @@ func (h *limitsAPI) getEntity(c echo.Context) error {
 		},
 	}
 	if out.History == nil {
-		out.History = []features.TrustEvent{}
+		out.History = []limits.TrustEvent{}
 	}
 	if out.Limits.Adjustments == nil {
 		out.Limits.Adjustments = []string{}
@@ -149,7 +149,7 @@ func (h *limitsAPI) putOverride(c echo.Context) error {
 	if err := bindLimits(c, &body); err != nil {
 		return err
 	}
-	ov, err := h.lim.SetOverride(c.Request().Context(), typ, id, features.Override{
+	ov, err := h.lim.SetOverride(c.Request().Context(), typ, id, limits.Override{
 		SingleMax: body.SingleMax, DailyMax: body.DailyMax, Currency: body.Currency, Reason: body.Reason, ExpiresAt: body.ExpiresAt,
 	})
 	if err != nil {

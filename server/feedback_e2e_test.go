@@ -10,7 +10,7 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // TestAcceptanceFeedbackLoop is the scenario of issue 5: an honest account
@@ -164,9 +164,9 @@ func TestFeedbackErrors(t *testing.T) {
 
 func TestConcurrentFeedbackOverHTTP(t *testing.T) {
 	s := newFBStack(t)
-	var pol features.Policy
+	var pol limits.Policy
 	s.call("GET", "/admin/limits/policy", nil, &pol)
-	pol.Effects[engine.LabelLegit] = features.Effect{TrustStep: 0.05}
+	pol.Effects[engine.LabelLegit] = limits.Effect{TrustStep: 0.05}
 	if code := s.call("PUT", "/admin/limits/policy", pol, &pol); code != http.StatusOK || pol.Version != 1 {
 		t.Fatalf("PUT policy: %d, version %d", code, pol.Version)
 	}
@@ -266,7 +266,7 @@ func TestLimitsAdminAPI(t *testing.T) {
 			Column int    `json:"column"`
 		} `json:"errors"`
 	}
-	pol := features.DefaultPolicy()
+	pol := limits.DefaultPolicy()
 	pol.Segments[0].When = "account.age < 7"
 	if code := s.call("PUT", "/admin/limits/policy", pol, &bad); code != http.StatusUnprocessableEntity || len(bad.Errors) != 1 || bad.Errors[0].Column != 9 {
 		t.Errorf("bad when: %d %+v", code, bad)

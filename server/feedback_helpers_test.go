@@ -13,6 +13,7 @@ import (
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
 )
@@ -41,15 +42,16 @@ func newFBStack(t testing.TB) *fbStack {
 	return newFBStackLimits(t, true)
 }
 
-// newFBStackLimits is newFBStack, without the limiter when limits is false.
-func newFBStackLimits(t testing.TB, limits bool) *fbStack {
+// newFBStackLimits is newFBStack, without the limiter when withLimits is
+// false.
+func newFBStackLimits(t testing.TB, withLimits bool) *fbStack {
 	t.Helper()
 	ctx := context.Background()
 	s := &fbStack{t: t, clock: &fbClock{}}
 	s.clock.ns.Store(time.Now().UnixNano())
 	opts := features.Options{Dir: t.TempDir(), CompileFilter: compileFilter, FlushInterval: 50 * time.Millisecond, Now: s.clock.now}
-	if limits {
-		opts.LimitsEntity = features.EntityAccount
+	if withLimits {
+		opts.LimitsEntity = limits.EntityAccount
 	}
 	s.store = features.New(opts)
 	if err := s.store.Open(ctx); err != nil {
@@ -73,10 +75,14 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 		}
 	}
 	s.audit = admin.NewAudit(s.store.KV(), s.clock.now)
-	var lim *features.Limiter
-	if limits {
-		lim, err = features.NewLimiter(s.store, features.LimiterOptions{
-			Compile: func(src string) (features.PaymentPredicate, error) {
+	var lim *limits.Limiter
+	if withLimits {
+		src, err := s.store.LimiterSources()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim, err = limits.New(src, limits.Options{
+			Compile: func(src string) (limits.PaymentPredicate, error) {
 				p, err := rules.CompilePaymentPredicate(src)
 				if err != nil {
 					return nil, err
@@ -103,7 +109,7 @@ func newFBStackLimits(t testing.TB, limits bool) *fbStack {
 	// A generous budget: a degraded decision under a loaded test machine
 	// would answer the fallback instead of what the scenario checks.
 	cfg := engine.Config{Store: s.store, Features: s.store, Labels: s.store, Now: s.clock.now, Budget: 5 * time.Second}
-	if limits {
+	if withLimits {
 		cfg.Limiter, cfg.Trust = lim, lim
 	}
 	eng := engine.New(cfg)

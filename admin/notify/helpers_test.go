@@ -23,6 +23,7 @@ import (
 	"github.com/riskengine/risk/admin/notify"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
 )
@@ -75,7 +76,7 @@ func newStack(t testing.TB, opts ...option) *stack {
 	c := &clock{}
 	c.ns.Store(time.Now().UnixNano())
 	s := &stack{t: t, clock: c}
-	s.store = features.New(features.Options{Dir: t.TempDir(), FlushInterval: 50 * time.Millisecond, Now: c.now, LimitsEntity: features.EntityAccount})
+	s.store = features.New(features.Options{Dir: t.TempDir(), FlushInterval: 50 * time.Millisecond, Now: c.now, LimitsEntity: limits.EntityAccount})
 	if err := s.store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/riskengine/risk/admin/review"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
 	"github.com/riskengine/risk/server/openapi/openapitest"
@@ -88,7 +89,7 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 		c.ns.Store(time.Now().UnixNano())
 	}
 	s := &stack{t: t, dir: dir, clock: c}
-	s.store = features.New(features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 50 * time.Millisecond, Now: c.now, LimitsEntity: features.EntityAccount})
+	s.store = features.New(features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 50 * time.Millisecond, Now: c.now, LimitsEntity: limits.EntityAccount})
 	if err := s.store.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,11 @@ func openStack(t testing.TB, dir string, c *clock) *stack {
 		}
 	}
 	s.audit = admin.NewAudit(s.store.KV(), c.now)
-	lim, err := features.NewLimiter(s.store, features.LimiterOptions{Compile: compilePredicate, Lists: s.lists, Audit: admin.LimitsAudit(s.audit), Now: c.now})
+	src, err := s.store.LimiterSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := limits.New(src, limits.Options{Compile: compilePredicate, Lists: s.lists, Audit: admin.LimitsAudit(s.audit), Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +175,7 @@ func compileFilter(src string) (features.Filter, error) {
 	return p, nil
 }
 
-func compilePredicate(src string) (features.PaymentPredicate, error) {
+func compilePredicate(src string) (limits.PaymentPredicate, error) {
 	p, err := rules.CompilePaymentPredicate(src)
 	if err != nil {
 		return nil, err

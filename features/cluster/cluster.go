@@ -20,6 +20,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // DecisionLog is the durable decision log (package postgres).
@@ -52,7 +53,7 @@ type History interface {
 
 // Store is a node's view of the cluster's stores. It implements
 // engine.DecisionStore, engine.FeatureSource, engine.Labeler and
-// features.SpendSource, and holds the feature definitions every node
+// limits.SpendSource, and holds the feature definitions every node
 // shares. It is safe for concurrent use.
 type Store struct {
 	log   DecisionLog
@@ -72,11 +73,11 @@ type Store struct {
 }
 
 var (
-	_ engine.DecisionStore    = (*Store)(nil)
-	_ engine.FeatureSource    = (*Store)(nil)
-	_ engine.Labeler          = (*Store)(nil)
-	_ features.SpendSource    = (*Store)(nil)
-	_ features.DecisionSearch = (*Store)(nil)
+	_ engine.DecisionStore  = (*Store)(nil)
+	_ engine.FeatureSource  = (*Store)(nil)
+	_ engine.Labeler        = (*Store)(nil)
+	_ limits.SpendSource    = (*Store)(nil)
+	_ limits.DecisionSearch = (*Store)(nil)
 )
 
 // New returns the Store over a decision log, a feature state and the kv.DB
@@ -158,7 +159,7 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 	return s.state.Features(ctx, p, dst)
 }
 
-// DailySpent implements features.SpendSource.
+// DailySpent implements limits.SpendSource.
 func (s *Store) DailySpent(ctx context.Context, p *engine.Payment) (float64, bool, error) {
 	v, err := s.state.Spent(ctx, p)
 	return v, s.state.Ready(), err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/redisstate"
 	"github.com/riskengine/risk/rules"
 )
@@ -124,7 +125,7 @@ func newState(tb testing.TB, c redis.UniversalClient, prefix string, defs []feat
 	// Generous timeouts: a loaded test machine must not fail a test that
 	// is not about them.
 	o := redisstate.Options{
-		Prefix: prefix, Definitions: defs, CompileFilter: compileFilter, LimitsEntity: features.EntityAccount,
+		Prefix: prefix, Definitions: defs, CompileFilter: compileFilter, LimitsEntity: limits.EntityAccount,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 	}
 	for _, f := range opts {
@@ -159,7 +160,7 @@ func built(tb testing.TB, s *redisstate.Store) {
 // passes that time as now.
 func openStore(tb testing.TB, defs []features.Definition, now ...time.Time) *features.Store {
 	tb.Helper()
-	o := features.Options{Dir: tb.TempDir(), CompileFilter: compileFilter, LimitsEntity: features.EntityAccount, FlushInterval: 50 * time.Millisecond}
+	o := features.Options{Dir: tb.TempDir(), CompileFilter: compileFilter, LimitsEntity: limits.EntityAccount, FlushInterval: 50 * time.Millisecond}
 	if len(now) > 0 {
 		o.Now = func() time.Time { return now[0] }
 	}

@@ -223,7 +223,7 @@ func num(v any) (float64, bool) {
 }
 
 // minorUnits is the number of decimals of a currency's minor unit (ISO
-// 4217), as features.MinorUnits has it; the console may not import
+// 4217), as limits.MinorUnits has it; the console may not import
 // features.
 func minorUnits(currency string) int {
 	switch currency {
