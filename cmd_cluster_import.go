@@ -84,7 +84,9 @@ const (
 // importSource is a stopped single node's store opened for reading.
 type importSource struct {
 	store *features.Store
-	// id names the store: its first decision, which no other store has.
+	// id names the store: its first decision and the instant it was
+	// made. Decision ids derive from transaction ids, so the id alone
+	// could repeat in another store; with the time it does not.
 	id string
 	// decisions is the newest sequence number: about how many decisions
 	// there are, for the progress line.
@@ -133,7 +135,7 @@ func openSource(ctx context.Context, dataDir, backup, limitsEntity string, stder
 		cleanup()
 	}
 	err := store.ScanRecords(ctx, 1, func(rec *engine.Record) error {
-		src.id = "first decision " + rec.ID
+		src.id = "first decision " + rec.ID + " at " + rec.EvaluatedAt.UTC().Format(time.RFC3339Nano)
 		return kv.Stop
 	})
 	if err != nil && !errors.Is(err, kv.Stop) {
