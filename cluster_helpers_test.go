@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +27,7 @@ type clusterEnv struct {
 	t      *testing.T
 	bin    string
 	flags  []string
+	pgURL  string // with the schema's search_path
 	redis  string
 	prefix string
 }
@@ -58,7 +62,7 @@ func newClusterEnv(t *testing.T, bin string) *clusterEnv {
 	prefix := "t" + hex.EncodeToString(b[:])
 	t.Cleanup(func() { dropRedisPrefix(t, addr, prefix) })
 	return &clusterEnv{
-		t: t, bin: bin, redis: addr, prefix: prefix,
+		t: t, bin: bin, redis: addr, prefix: prefix, pgURL: url + "&search_path=" + schema,
 		flags: []string{"--postgres", url + "&search_path=" + schema, "--redis", "redis://" + addr + "/0", "--redis-prefix", prefix},
 	}
 }
@@ -95,15 +99,25 @@ func (e *clusterEnv) nodes(n int) []*proc {
 	return out
 }
 
-// call sends a JSON request with key to base+path and decodes the answer
-// into out (when not nil); it returns the status.
+// call sends a JSON request with key to url and decodes the answer into
+// out (when not nil); it returns the status, failing the test when the
+// request gets no answer.
 func call(t *testing.T, key, method, url string, body, out any) int {
 	t.Helper()
+	code, err := tryCall(key, method, url, body, out)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+	}
+	return code
+}
+
+// tryCall is call for a server that may be gone: it returns the error.
+func tryCall(key, method, url string, body, out any) (int, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		r = bytes.NewReader(b)
 	}
@@ -111,7 +125,7 @@ func call(t *testing.T, key, method, url string, body, out any) int {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
@@ -119,17 +133,19 @@ func call(t *testing.T, key, method, url string, body, out any) int {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Errorf("%s %s: %v", method, url, err)
-		return 0
+		return 0, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			t.Errorf("%s %s: %d %s: %v", method, url, resp.StatusCode, data, err)
+			return resp.StatusCode, fmt.Errorf("%d %s: %w", resp.StatusCode, data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // decisionJSON is the part of a decision answer the cluster tests read.
@@ -150,7 +166,9 @@ type decisionJSON struct {
 		Ready bool    `json:"ready"`
 	} `json:"features"`
 	Limits struct {
-		DailySpent int64 `json:"daily_spent"`
+		DailySpent int64   `json:"daily_spent"`
+		DailyMax   int64   `json:"daily_max"`
+		Trust      float64 `json:"trust"`
 	} `json:"limits"`
 }
 
@@ -208,4 +226,87 @@ func eventually(t *testing.T, what string, limit time.Duration, cond func() bool
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// proxy is a TCP proxy in front of a server that a test can cut and
+// restore: the network failure between a node and PostgreSQL or Redis.
+type proxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	down   bool
+}
+
+// newProxy listens on a free loopback port and forwards to target.
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+// addr is where clients connect.
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+// cut closes every open connection and refuses new ones.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// restore accepts connections again.
+func (p *proxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// proxiedFlags are the cluster flags with PostgreSQL and Redis reached
+// through proxies the test can cut.
+func (e *clusterEnv) proxiedFlags() (flags []string, pg, rd *proxy) {
+	e.t.Helper()
+	u, err := url.Parse(e.pgURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pg, rd = newProxy(e.t, u.Host), newProxy(e.t, e.redis)
+	u.Host = pg.addr()
+	return []string{"--postgres", u.String(), "--redis", "redis://" + rd.addr() + "/0", "--redis-prefix", e.prefix}, pg, rd
 }

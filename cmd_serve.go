@@ -151,6 +151,11 @@ func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, e
 		return nil, err
 	}
 	metrics := server.NewMetrics(server.MetricsConfig{StoreStats: st.stats, Build: buildInfo()})
+	for _, col := range st.collectors {
+		if err := metrics.Registry().Register(col); err != nil {
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
+	}
 	eng := engine.New(engine.Config{
 		Store: metrics.TimeStore(st.decisions), Features: metrics.TimeFeatures(st.features), Limiter: limiter, Labels: st.decisions, Trust: limiter,
 		Budget: c.Budget, Fallback: engine.Outcome(c.Fallback), FallbackByMerchant: c.FallbackByMerchant,

@@ -166,7 +166,11 @@ func TestBootstrapKeys(t *testing.T) {
 	if err := store.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close(context.Background()) })
+	t.Cleanup(func() {
+		if err := store.Close(context.Background()); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
 	db := store.KV()
 	keys := admin.NewKeys(db, admin.NewAudit(db, nil), nil)
 	if err := keys.Load(); err != nil {

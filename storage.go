@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
@@ -30,7 +32,8 @@ type storage struct {
 	// lastSeq is the newest decision's sequence number: where a new reader
 	// of the decision log starts.
 	lastSeq func() uint64
-	// stats are the store's figures for the metrics.
+	// stats are the Badger store's figures for the metrics; nil in cluster
+	// mode, whose figures are in collectors.
 	stats func() server.StoreStats
 	// backup streams a backup for GET /admin/backup.
 	backup admin.Backuper
@@ -51,6 +54,8 @@ type storage struct {
 	start func(ctx context.Context) error
 	// close releases everything, bounded by ctx.
 	close func(ctx context.Context) error
+	// collectors are the store's own metrics, registered by wire.
+	collectors []prometheus.Collector
 	// mode is "single-node" or "cluster", for logs.
 	mode string
 }

@@ -8,13 +8,13 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/cluster"
 	"github.com/riskengine/risk/features/postgres"
 	"github.com/riskengine/risk/features/redisstate"
-	"github.com/riskengine/risk/server"
 )
 
 // reapEvery is how often expired kv rows are deleted from PostgreSQL.
@@ -72,9 +72,6 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return n
 		},
-		stats: func() server.StoreStats {
-			return server.StoreStats{}
-		},
 		backup: noBackup{},
 		ready: func(ctx context.Context) error {
 			if err := pg.Ping(ctx); err != nil {
@@ -108,7 +105,8 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			pg.Close()
 			return err
 		},
-		mode: "cluster",
+		collectors: clusterMetrics(decisions, cs, leader),
+		mode:       "cluster",
 	}, nil
 }
 
@@ -178,4 +176,34 @@ type featureState struct{ *redisstate.Store }
 
 func (f featureState) Rebuild(ctx context.Context, h cluster.History, progress func(int)) error {
 	return f.Store.Rebuild(ctx, h, progress)
+}
+
+// clusterMetrics are a cluster node's figures beyond single-node mode's.
+func clusterMetrics(d *postgres.Decisions, cs *cluster.Store, l *postgres.Leader) []prometheus.Collector {
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "risk_cluster_leader",
+			Help: "1 while this node runs the cluster's singleton work (review and webhook readers)."},
+			func() float64 { return b2f(l.IsLeader()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "risk_cluster_features_ready",
+			Help: "1 when the Redis feature state is built for every feature; 0 during a rebuild."},
+			func() float64 { return b2f(cs.Ready()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "risk_cluster_feature_record_failures_total",
+			Help: "Decisions stored in PostgreSQL whose feature update did not reach Redis (a retry or a rebuild repairs them)."},
+			func() float64 { return float64(cs.RecordFailures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "risk_decision_log_commits_total",
+			Help: "Decisions written to the PostgreSQL decision log by this node, duplicates answered included."},
+			func() float64 { return float64(d.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "risk_decision_log_batches_total",
+			Help: "PostgreSQL transactions of the group commit: commits/batches is the mean batch."},
+			func() float64 { return float64(d.Stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "risk_decision_log_failed_batches_total",
+			Help: "Group-commit transactions that failed (each failed every decision in it)."},
+			func() float64 { return float64(d.Stats().Failed) }),
+	}
 }

@@ -244,8 +244,25 @@ var errWrongEntity = errors.New("apply features: record is not of the state's en
 // key's entity. A state that does not decode is an error wrapping
 // engine.ErrCorrupt; it is left for a rebuild rather than overwritten.
 func (c *Calculator) Apply(key StateKey, state []byte, recs ...*engine.Record) (next []byte, changed bool, err error) {
+	return c.ApplyCounted(key, state, recs, nil)
+}
+
+// NotCounted is the Counted value of a decision a state holds nothing of.
+const NotCounted = -1
+
+// ApplyCounted is Apply for decisions the state may already hold:
+// counted[i] is NotCounted when state holds nothing of recs[i], or the
+// number of labels recs[i] had when it was counted into state (nil counted
+// means none is counted). A decision counted before is counted again only
+// into the features whose where reads labels and that admit it with its
+// labels now but did not with the labels it was counted with: a label's
+// late effect, as a Store applies it when the label is added.
+func (c *Calculator) ApplyCounted(key StateKey, state []byte, recs []*engine.Record, counted []int) (next []byte, changed bool, err error) {
 	if key.Group < 0 || key.Group >= len(c.fs.groups) {
 		return state, false, fmt.Errorf("apply features: no group %d", key.Group)
+	}
+	if counted != nil && len(counted) != len(recs) {
+		return state, false, fmt.Errorf("apply features: %d records but %d counts", len(recs), len(counted))
 	}
 	g := c.fs.groups[key.Group]
 	e := &entity{}
@@ -255,13 +272,23 @@ func (c *Calculator) Apply(key StateKey, state []byte, recs ...*engine.Record) (
 		}
 	}
 	var buf [160]byte
-	for _, rec := range recs {
+	for i, rec := range recs {
 		k, ok := c.key(key.Group, g, &rec.Payment, buf[:0])
 		if !ok || string(k) != key.Key {
 			return state, false, errWrongEntity
 		}
+		before := NotCounted
+		if counted != nil {
+			before = counted[i]
+		}
+		if before > len(rec.Labels) {
+			return state, false, fmt.Errorf("apply features: %s counted with %d labels, has %d", rec.TransactionID, before, len(rec.Labels))
+		}
 		at := rec.Payment.OccurredAt
 		for _, f := range g.feats {
+			if before != NotCounted && !countedAgain(rec, f, before) {
+				continue
+			}
 			ev, ok := eventOf(rec, f)
 			if !ok {
 				continue
@@ -278,6 +305,19 @@ func (c *Calculator) Apply(key StateKey, state []byte, recs ...*engine.Record) (
 	// No name table is shared with the reader, so windows carry their
 	// names in full (entity encoding version 1).
 	return e.encode(nil, nil), true, nil
+}
+
+// countedAgain reports whether f may count rec, counted before with its
+// first labels labels, now that it has more: f's filter reads labels and
+// did not admit rec then (eventOf checks it admits rec now).
+func countedAgain(rec *engine.Record, f *feature, labels int) bool {
+	if labels == len(rec.Labels) || f.where == nil || !strings.Contains(f.def.Where, "labels") {
+		return false
+	}
+	prev := *rec
+	prev.Labels = rec.Labels[:labels]
+	ok, err := f.where.Match(&prev)
+	return err == nil && !ok
 }
 
 // SpentKey returns the key of the state holding p's daily spend; ok is

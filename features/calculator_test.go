@@ -214,3 +214,64 @@ func TestCalculatorCorruptState(t *testing.T) {
 		t.Error("apply of another entity's record: no error")
 	}
 }
+
+// lateLabelDefs read labels, which arrive after the decision.
+var lateLabelDefs = []features.Definition{
+	{Name: "card_chargebacks_90d", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "90d", Where: `"chargeback" in labels`},
+	{Name: "card_bad_90d", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "90d", Where: `decision == "deny" || "fraud" in labels`},
+	{Name: "card_n_90d", Entity: features.Paths{"card.fingerprint"}, Aggregate: features.Count, Window: "90d"},
+}
+
+func TestCalculatorLabelsMatchStore(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	s := openStore(t, t.TempDir(), lateLabelDefs)
+	cs := &calcState{c: newCalculator(t, lateLabelDefs), states: map[string][]byte{}}
+	ctx := context.Background()
+	stream := mixedStream(60, now)
+	for _, rec := range stream {
+		commit(t, s, rec)
+		cs.apply(t, rec)
+	}
+	labels := []string{"chargeback", "fraud", "other", "chargeback", "fraud"}
+	for i, rec := range stream {
+		if i%3 != 0 {
+			continue
+		}
+		for _, l := range labels[:1+i%len(labels)] {
+			labelled, added, err := s.AddLabel(ctx, rec.ID, engine.Label{Label: l, CreatedAt: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !added {
+				continue
+			}
+			// What the state held: the decision with its earlier labels.
+			counted := []int{len(labelled.Labels) - 1}
+			for _, k := range cs.c.Keys(&labelled.Payment, nil) {
+				next, changed, err := cs.c.ApplyCounted(k, cs.states[k.Key], []*engine.Record{labelled}, counted)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if changed {
+					cs.states[k.Key] = next
+				}
+			}
+		}
+	}
+	nonZero := 0
+	for i := range 5 {
+		p := engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: fmt.Sprintf("fp_%d", i)}}
+		want, err := s.Features(ctx, &p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cs.values(t, &p)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("card fp_%d: calculator gave\n%v\nstore gave\n%v", i, got, want)
+		}
+		nonZero += int(want[0].Value)
+	}
+	if nonZero == 0 {
+		t.Error("no chargeback counted: the test labels nothing")
+	}
+}

@@ -146,6 +146,17 @@ func (c *trustCache) get(ctx context.Context, entity string) (trustEntry, error)
 	return e, nil
 }
 
+// purge forgets every cached entry: another node may have changed any.
+func (c *trustCache) purge() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.lru.Purge()
+		s.gen++
+		s.mu.Unlock()
+	}
+}
+
 // put caches the entry of an entity whose state was just stored.
 func (c *trustCache) put(entity string, e trustEntry) {
 	c.storedMu.Lock()
@@ -175,6 +186,7 @@ func (c *trustCache) mayHave(entity string) bool {
 
 // loadIndex reads the keys of every stored trust state.
 func (c *trustCache) loadIndex(ctx context.Context, db kv.DB) error {
+	defer c.purge()
 	set := map[uint64]struct{}{}
 	err := db.View(ctx, func(txn kv.Tx) error {
 		return txn.Scan([]byte(prefixTrust), kv.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {

@@ -143,9 +143,14 @@ func (s *Store) ScanRecords(ctx context.Context, from uint64, fn func(rec *engin
 	return s.log.ScanRecords(ctx, from, fn)
 }
 
-// AddLabel implements engine.Labeler.
+// AddLabel implements engine.Labeler. A new label is counted into the
+// feature state too: features whose filter reads labels see it, once.
 func (s *Store) AddLabel(ctx context.Context, decisionID string, l engine.Label) (*engine.Record, bool, error) {
-	return s.log.AddLabel(ctx, decisionID, l)
+	rec, added, err := s.log.AddLabel(ctx, decisionID, l)
+	if err == nil && added {
+		s.record(ctx, rec)
+	}
+	return rec, added, err
 }
 
 // Features implements engine.FeatureSource.

@@ -21,50 +21,51 @@ import (
 // attempts. The decision is not counted; a retry of Record may count it.
 var ErrContended = errors.New("feature state contended")
 
-// casScript writes one entity's new state if its version is still the one
-// the writer read and none of the writer's transactions is counted yet,
-// and marks them counted. Every key shares the entity's hash tag.
+// casScript writes one entity's new state and its transaction marks if
+// the state's version and every mark are still what the writer read. A
+// mark holds how many labels its decision had when counted (see
+// features.Calculator.ApplyCounted). Every key shares the entity's hash
+// tag.
 //
-//	KEYS[1]   the state
-//	KEYS[2..] the transaction marks
-//	ARGV[1]   the version read: 8 bytes, or empty when there was no state
-//	ARGV[2]   the new state
-//	ARGV[3]   the state's lifetime, milliseconds
-//	ARGV[4]   the marks' lifetime, milliseconds
+//	KEYS[1]          the state
+//	KEYS[2..]        the transaction marks
+//	ARGV[1]          the version read: 8 bytes, or empty when there was no state
+//	ARGV[2]          the new state
+//	ARGV[3]          the state's lifetime, milliseconds
+//	ARGV[4]          the marks' lifetime, milliseconds
+//	ARGV[2i+1, 2i+2] for KEYS[i]: the mark read (empty when none), the new one
 //
-// It answers {0} when written, {1, i...} when the transactions at the
-// 0-based mark indexes i are already counted (nothing is written), and
-// {2} when the version changed (nothing is written).
+// It answers 0 when written and 1, writing nothing, when another writer
+// changed the state or a mark since.
 var casScript = redis.NewScript(`
-local counted = {1}
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    counted[#counted + 1] = i - 2
-  end
-end
-if #counted > 1 then
-  return counted
-end
 local cur = redis.call('GET', KEYS[1])
 local v = ''
 if cur then
   v = string.sub(cur, 1, 8)
 end
 if v ~= ARGV[1] then
-  return {2}
+  return 1
+end
+for i = 2, #KEYS do
+  local m = redis.call('GET', KEYS[i])
+  if not m then
+    m = ''
+  end
+  if m ~= ARGV[2 * i + 1] then
+    return 1
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[4])
+  redis.call('SET', KEYS[i], ARGV[2 * i + 2], 'PX', ARGV[4])
 end
-return {0}
+return 0
 `)
 
 // Answers of casScript.
 const (
 	casWritten = 0
-	casCounted = 1
-	casChanged = 2
+	casChanged = 1
 )
 
 // job is the records still to be counted into one entity's state.
@@ -78,6 +79,10 @@ type job struct {
 // touches. It is idempotent per transaction id: a transaction recorded
 // again (a retry, on this node or another) is counted once, so a node may
 // repair a count another died before making by recording again.
+//
+// Labels: record the decision again once a label is added to it (with its
+// labels as stored); what the new label adds to features whose where reads
+// labels is counted then, once, as a Store counts it.
 //
 // Each entity takes an optimistic read, apply and compare-and-set; all
 // entities go in one pipeline per step, so an uncontended Record costs two
@@ -101,15 +106,19 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 		jobs[i] = &job{key: k, skey: s.stateKey(k), recs: []*engine.Record{rec}}
 		stripes = append(stripes, s.stripe(jobs[i].skey))
 	}
+	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
 	// In stripe order, so two Records never wait on each other.
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
 	for _, i := range stripes {
-		s.stripes[i].Lock()
-		defer s.stripes[i].Unlock()
+		select {
+		case s.stripes[i] <- struct{}{}:
+			defer func() { <-s.stripes[i] }()
+		case <-wctx.Done():
+			return fmt.Errorf("record features of %s: %w", rec.TransactionID, failed(ctx, "wait for this node's other writes", wctx.Err()))
+		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
-	defer cancel()
 	if err := s.write(wctx, ctx, l, jobs); err != nil {
 		return fmt.Errorf("record features of %s: %w", rec.TransactionID, err)
 	}
@@ -119,22 +128,27 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 // write counts each job's records into its state, once per transaction,
 // retrying what other writers changed meanwhile. ctx bounds it; parent is
 // the caller's context, which tells its end from a Redis timeout.
+//
+// A state that does not decode is left as it is (a rebuild replaces it)
+// and its error, wrapping engine.ErrCorrupt, is returned once the other
+// states are written.
 func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) error {
+	var corrupt []error
 	for attempt := 1; len(jobs) > 0; attempt++ {
 		if attempt > s.opts.MaxAttempts {
-			return fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended)
+			return errors.Join(append(corrupt, fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended))...)
 		}
 		if attempt > 2 {
 			if err := backoff(ctx, attempt); err != nil {
-				return failed(parent, "write feature state", err)
+				return errors.Join(append(corrupt, failed(parent, "write feature state", err))...)
 			}
 		}
 		var err error
-		if jobs, err = s.writeOnce(ctx, parent, l, jobs); err != nil {
-			return err
+		if jobs, corrupt, err = s.writeOnce(ctx, parent, l, jobs, corrupt); err != nil {
+			return errors.Join(append(corrupt, err)...)
 		}
 	}
-	return nil
+	return errors.Join(corrupt...)
 }
 
 // backoff waits a random while growing with attempt, up to 20ms, so
@@ -151,14 +165,21 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// writeOnce makes one attempt at jobs: reads their states in one pipeline,
-// applies the records, and writes the states that changed in another. It
-// returns the jobs left to retry.
-func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]*job, error) {
+// writeOnce makes one attempt at jobs: reads their states and marks in one
+// pipeline, applies what of the records is not counted yet, and writes the
+// states that changed, with their marks, in another. It returns the jobs
+// left to retry, and appends to corrupt the errors of the states that do
+// not decode, whose jobs it drops.
+func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error) (left []*job, _ []error, err error) {
 	pipe := s.client.Pipeline()
 	gets := make([]*redis.StringCmd, len(jobs))
+	marks := make([][]*redis.StringCmd, len(jobs))
 	for i, j := range jobs {
 		gets[i] = pipe.Get(ctx, j.skey)
+		marks[i] = make([]*redis.StringCmd, len(j.recs))
+		for r, rec := range j.recs {
+			marks[i][r] = pipe.Get(ctx, s.markKey(j.key, rec.TransactionID))
+		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 
@@ -176,32 +197,69 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 		switch {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
-			return nil, failed(parent, "read feature state", err)
+			return nil, corrupt, failed(parent, "read feature state", err)
 		default:
 			if version, state, err = splitState(v); err != nil {
-				return nil, err
+				corrupt = append(corrupt, err)
+				continue
 			}
 			read = v[:versionLen]
 		}
-		next, changed, err := l.c.Apply(j.key, state, j.recs...)
+		// Keep the records with something left to count, and what of
+		// each is counted already.
+		var recs []*engine.Record
+		var counted []int
+		var seen []string
+		for r, rec := range j.recs {
+			m, err := marks[i][r].Result()
+			n := features.NotCounted
+			switch {
+			case errors.Is(err, redis.Nil):
+				m = ""
+			case err != nil:
+				return nil, corrupt, failed(parent, "read transaction mark", err)
+			default:
+				if n, err = strconv.Atoi(m); err != nil || n < 0 {
+					return nil, corrupt, fmt.Errorf("transaction mark %q: %w", m, errCorrupt)
+				}
+			}
+			if n >= len(rec.Labels) {
+				continue // counted, with every label it has
+			}
+			recs = append(recs, rec)
+			counted = append(counted, n)
+			seen = append(seen, m)
+		}
+		j.recs = recs
+		if len(recs) == 0 {
+			continue
+		}
+		next, changed, err := l.c.ApplyCounted(j.key, state, recs, counted)
+		if errors.Is(err, engine.ErrCorrupt) {
+			corrupt = append(corrupt, err)
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, corrupt, err
 		}
 		if !changed {
 			continue // no feature counts these records: nothing to write
 		}
-		keys := make([]string, 0, 1+len(j.recs))
-		keys = append(keys, j.skey)
-		for _, r := range j.recs {
-			keys = append(keys, s.markKey(j.key, r.TransactionID))
-		}
 		val := binary.BigEndian.AppendUint64(make([]byte, 0, versionLen+len(next)), version+1)
 		val = append(val, next...)
 		ttl := strconv.FormatInt((l.keep[j.key.Group] + s.opts.Margin).Milliseconds(), 10)
-		writes = append(writes, cas{j: j, keys: keys, args: []any{read, val, ttl, ttl}})
+		keys := make([]string, 0, 1+len(recs))
+		keys = append(keys, j.skey)
+		args := make([]any, 0, 4+2*len(recs))
+		args = append(args, read, val, ttl, ttl)
+		for r, rec := range recs {
+			keys = append(keys, s.markKey(j.key, rec.TransactionID))
+			args = append(args, seen[r], strconv.Itoa(len(rec.Labels)))
+		}
+		writes = append(writes, cas{j: j, keys: keys, args: args})
 	}
 	if len(writes) == 0 {
-		return nil, nil
+		return nil, corrupt, nil
 	}
 	run := func(eval func(p redis.Pipeliner, w cas) *redis.Cmd) []*redis.Cmd {
 		pipe := s.client.Pipeline()
@@ -216,44 +274,25 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job) ([]
 	for _, c := range cmds {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			// A server that has not seen the script (new, restarted or
-			// failed over) takes it whole, once.
+			// failed over) takes it whole. A write that went through
+			// with the first try is refused now (its marks changed) and
+			// read again.
 			cmds = run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.Eval(ctx, p, w.keys, w.args...) })
 			break
 		}
 	}
-	var left []*job
 	for i, c := range cmds {
-		j := writes[i].j
-		res, err := c.Int64Slice()
-		if err != nil || len(res) == 0 {
-			if err == nil {
-				err = fmt.Errorf("unexpected answer %v", c.Val())
-			}
-			return nil, failed(parent, "write feature state", err)
+		res, err := c.Int64()
+		if err != nil {
+			return nil, corrupt, failed(parent, "write feature state", err)
 		}
-		switch res[0] {
+		switch res {
 		case casWritten:
-		case casCounted:
-			j.recs = without(j.recs, res[1:])
-			if len(j.recs) > 0 {
-				left = append(left, j)
-			}
 		case casChanged:
-			left = append(left, j)
+			left = append(left, writes[i].j)
 		default:
-			return nil, failed(parent, "write feature state", fmt.Errorf("unexpected answer %v", res))
+			return nil, corrupt, failed(parent, "write feature state", fmt.Errorf("unexpected answer %d", res))
 		}
 	}
-	return left, nil
-}
-
-// without returns recs less those at the indexes drop.
-func without(recs []*engine.Record, drop []int64) []*engine.Record {
-	out := recs[:0:0]
-	for i, r := range recs {
-		if !slices.Contains(drop, int64(i)) {
-			out = append(out, r)
-		}
-	}
-	return out
+	return left, corrupt, nil
 }

@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,8 +55,9 @@ import (
 const (
 	// DefaultReadTimeout bounds a Features call.
 	DefaultReadTimeout = 200 * time.Millisecond
-	// DefaultWriteTimeout bounds a Record call, retries included.
-	DefaultWriteTimeout = 2 * time.Second
+	// DefaultWriteTimeout bounds a Record call, retries included: the
+	// decision waits for it, so a Redis that hangs costs it this much.
+	DefaultWriteTimeout = time.Second
 	// DefaultMaxAttempts is how many times Record re-reads a state that
 	// another node changed between its read and its write.
 	DefaultMaxAttempts = 64
@@ -121,7 +121,9 @@ type Store struct {
 	ready atomic.Bool
 	// stripes serialise this node's writes to one entity, so optimistic
 	// retries race the other nodes only, not this node's own goroutines.
-	stripes  [64]sync.Mutex
+	// Each is a one-slot semaphore, so a writer waiting behind a slow
+	// Redis gives up with its context.
+	stripes  [64]chan struct{}
 	builtKey string
 }
 
@@ -153,6 +155,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{client: client, opts: opts, builtKey: "{" + opts.Prefix + "}:built"}
+	for i := range s.stripes {
+		s.stripes[i] = make(chan struct{}, 1)
+	}
 	if err := s.SetDefinitions(opts.Definitions); err != nil {
 		return nil, err
 	}
@@ -222,3 +227,6 @@ func failed(parent context.Context, what string, err error) error {
 	// Not %w: our own timeout must not read as the request's deadline.
 	return fmt.Errorf("%s: %w: %v", what, engine.ErrUnavailable, err)
 }
+
+// Prefix returns the key prefix, as configured.
+func (s *Store) Prefix() string { return s.opts.Prefix }
