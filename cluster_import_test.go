@@ -100,7 +100,7 @@ func TestClusterImport(t *testing.T) {
 		p := clusterPayment(fmt.Sprintf("tx_imp_%d", i), cards[i%len(cards)], 500+(i%5)*3000, start.Add(time.Duration(i)*30*time.Second))
 		ids = append(ids, decide(t, single, p).DecisionID)
 	}
-	if code := call(t, key.Key, http.MethodPost, single.url+"/v1/decisions/"+ids[3]+"/feedback", map[string]any{"label": "fraud"}, nil); code != http.StatusOK {
+	if code := call(t, key.Key, http.MethodPost, single.url+"/v1/decisions/"+ids[4]+"/feedback", map[string]any{"label": "fraud"}, nil); code != http.StatusOK {
 		t.Fatalf("feedback = %d", code)
 	}
 	want := map[string]map[string]any{}
@@ -110,7 +110,7 @@ func TestClusterImport(t *testing.T) {
 			t.Fatalf("GET decision %s = %d", id, code)
 		}
 		want[id] = m
-		if ls, _ := m["labels"].([]any); id == ids[3] && len(ls) != 1 {
+		if ls, _ := m["labels"].([]any); id == ids[4] && len(ls) != 1 {
 			t.Fatalf("labelled decision: labels %v", m["labels"])
 		}
 	}
@@ -194,12 +194,13 @@ func TestClusterImport(t *testing.T) {
 	next := clusterPayment("tx_imp_next", "fp_imp_a", 900, time.Now().UTC())
 	a := explain(t, twinNode, decide(t, twinNode, next).DecisionID)
 	b := explain(t, nodes[1], decide(t, nodes[1], next).DecisionID)
-	if len(a.Features) == 0 || !reflect.DeepEqual(a.Features, b.Features) || a.Decision != b.Decision || a.Score != b.Score {
-		t.Errorf("next payment on fp_imp_a:\nsingle node %s %v %+v\ncluster     %s %v %+v", a.Decision, a.Score, a.Features, b.Decision, b.Score, b.Features)
+	if len(a.Features) == 0 || !reflect.DeepEqual(a.Features, b.Features) || a.Decision != b.Decision || a.Score != b.Score || a.Limits != b.Limits {
+		t.Errorf("next payment on fp_imp_a:\nsingle node %s %v %+v %+v\ncluster     %s %v %+v %+v", a.Decision, a.Score, a.Features, a.Limits, b.Decision, b.Score, b.Features, b.Limits)
 	}
 	if v, _ := b.feature("card_attempts_10m"); v < 4 {
 		t.Errorf("card_attempts_10m on the next payment on fp_imp_a = %v, want the imported attempts of the last 10 minutes", v)
 	}
+	t.Logf("limits of the next payment: single node %+v, cluster %+v", a.Limits, b.Limits)
 	// The audit trail: the single node's entries and the imports'.
 	var trail struct {
 		Entries []struct {
@@ -242,7 +243,7 @@ func TestClusterImport(t *testing.T) {
 // the cluster's PostgreSQL behind the engine's back.
 func deleteDecision(t *testing.T, env *clusterEnv, id string) {
 	t.Helper()
-	pgURL, schema, err := splitSchema(env.flags[1])
+	pgURL, schema, err := splitSchema(env.pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
