@@ -172,6 +172,20 @@ func TestClusterImport(t *testing.T) {
 		t.Errorf("verify after the repair: exit %d\n%s", code, out)
 	}
 
+	// Redis emptied: verify sees the features missing, rebuild-features
+	// brings them back.
+	dropRedisPrefix(t, env.redis, env.prefix)
+	if out, code := runCluster(t, bin, ver1...); code != 1 || !strings.Contains(out, "DIFF features of") {
+		t.Errorf("verify with an empty Redis: exit %d, want 1 and feature differences\n%s", code, out)
+	}
+	out, code = runCluster(t, bin, append([]string{"rebuild-features"}, env.flags...)...)
+	if code != 0 || !strings.Contains(out, "rebuild features: 40/40 records") || !strings.Contains(out, "feature state rebuilt") {
+		t.Errorf("rebuild-features: exit %d\n%s", code, out)
+	}
+	if out, code := runCluster(t, bin, ver1...); code != 0 {
+		t.Errorf("verify after rebuild-features: exit %d\n%s", code, out)
+	}
+
 	// Three nodes on the imported cluster, and the single node's twin.
 	nodes := env.nodes(3)
 	for i, id := range ids {
