@@ -208,8 +208,9 @@ func TestClusterImport(t *testing.T) {
 	next := clusterPayment("tx_imp_next", "fp_imp_a", 900, time.Now().UTC())
 	a := explain(t, twinNode, decide(t, twinNode, next).DecisionID)
 	b := explain(t, nodes[1], decide(t, nodes[1], next).DecisionID)
-	if len(a.Features) == 0 || !reflect.DeepEqual(a.Features, b.Features) || a.Decision != b.Decision || a.Score != b.Score || a.Limits != b.Limits {
-		t.Errorf("next payment on fp_imp_a:\nsingle node %s %v %+v %+v\ncluster     %s %v %+v %+v", a.Decision, a.Score, a.Features, a.Limits, b.Decision, b.Score, b.Features, b.Limits)
+	if len(a.Features) == 0 || !reflect.DeepEqual(a.Features, b.Features) || a.Decision != b.Decision || a.Score != b.Score || a.Limits != b.Limits ||
+		b.RulesetVersion != ver.Version || a.RulesetVersion != ver.Version {
+		t.Errorf("next payment on fp_imp_a (rule set version %d live):\nsingle node v%d %s %v %+v %+v\ncluster     v%d %s %v %+v %+v", ver.Version, a.RulesetVersion, a.Decision, a.Score, a.Features, a.Limits, b.RulesetVersion, b.Decision, b.Score, b.Features, b.Limits)
 	}
 	if v, _ := b.feature("card_attempts_10m"); v < 4 {
 		t.Errorf("card_attempts_10m on the next payment on fp_imp_a = %v, want the imported attempts of the last 10 minutes", v)

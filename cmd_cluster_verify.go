@@ -164,6 +164,7 @@ func (v *verifier) keys(ctx context.Context) error {
 		if prefix == keyspace.Audit {
 			b -= imports
 		}
+		fmt.Fprintf(v.out, "keys %s: single node %d, cluster %d\n", prefix, a, b)
 		if a != b {
 			v.differ("keys %s: single node %d, cluster %d", prefix, a, b)
 		}
