@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -125,6 +128,10 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 		return call(t, key.Key, http.MethodPost, nodes[2].url+"/v1/decisions", clusterPayment("tx_revoked", "fp_rev", 100, at), nil) == http.StatusUnauthorized
 	})
 	t.Logf("node 2 refused the revoked key after %v", took)
+
+	if code := call(t, testAdminKey, http.MethodGet, nodes[0].url+"/admin/backup", nil, nil); code != http.StatusNotImplemented {
+		t.Errorf("GET /admin/backup on a cluster node = %d, want 501 (pg_dump backs a cluster up)", code)
+	}
 }
 
 // TestClusterSameAnswersAsSingleNode: one payment stream decided by a
@@ -369,5 +376,61 @@ func TestClusterOnRedisCluster(t *testing.T) {
 	}
 	if got, _ := explain(t, nodes[0], d.DecisionID).feature("card_attempts_10m"); got != n {
 		t.Errorf("card_attempts_10m = %v, want %d", got, n)
+	}
+}
+
+// TestClusterNodesStartTogether: three nodes started at the same moment on
+// an empty database all come up — one publishes the bundled rule set and
+// stores the admin key, the others find them — and agree on the version.
+func TestClusterNodesStartTogether(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	ports := make([]string, 3)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().String()
+		ln.Close()
+	}
+	var cmds []*exec.Cmd
+	for _, addr := range ports {
+		cmd := exec.Command(env.bin, append([]string{"--addr", addr, "--data", t.TempDir()}, env.flags...)...)
+		cmd.Env = cleanEnv("RISK_ADMIN_KEY=" + testAdminKey)
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("node %s:\n%s", addr, logs.String())
+			}
+		})
+	}
+	versions := map[int64]bool{}
+	for _, addr := range ports {
+		eventually(t, addr+" ready", 30*time.Second, func() bool {
+			code, err := tryCall("", http.MethodGet, "http://"+addr+"/readyz", nil, nil)
+			return err == nil && code == http.StatusOK
+		})
+		var d decisionJSON
+		eventually(t, addr+" accepts the admin key", 10*time.Second, func() bool {
+			code, err := tryCall(testAdminKey, http.MethodPost, "http://"+addr+"/v1/decisions", clusterPayment("tx_start_"+addr, "fp_start", 100, time.Now()), &d)
+			return err == nil && code == http.StatusOK
+		})
+		versions[d.RulesetVersion] = true
+	}
+	if len(versions) != 1 {
+		t.Errorf("nodes decided with rule set versions %v, want one", versions)
+	}
+	for i, cmd := range cmds {
+		if cmd.ProcessState != nil {
+			t.Errorf("node %d exited: %v", i, cmd.ProcessState)
+		}
 	}
 }

@@ -138,6 +138,13 @@ func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, e
 	if err := admin.LoadDefinitions(ctx, st.features, defs); err != nil {
 		return nil, err
 	}
+	if st.reloadFeatures != nil {
+		// Another node starting at the same time may have stored the
+		// definitions after this one opened the cluster.
+		if err := st.reloadFeatures(ctx); err != nil {
+			log.Warn("feature definitions not re-read", "err", err)
+		}
+	}
 	// One audit trail instance for every writer: it numbers entries in
 	// memory. Pass it to admin.New as Config.Audit.
 	audit := admin.NewAudit(st.kv, nil)
@@ -247,6 +254,11 @@ func bootstrapKeys(ctx context.Context, keys *admin.Keys, adminKey string, stder
 		case k.Role != engine.RoleAdmin:
 			log.Warn("RISK_ADMIN_KEY/--admin-key exists with another role; it keeps it", "key_id", k.ID, "role", k.Role)
 		}
+	}
+	// Re-read: in a cluster another node may have stored the key (or
+	// another admin key) since this one loaded them.
+	if err := keys.Load(); err != nil {
+		return err
 	}
 	if keys.HasActiveAdmin() {
 		return nil

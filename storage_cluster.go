@@ -57,6 +57,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 	leader := postgres.NewLeader(pg, time.Second, log)
 	bg, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	started := false // start and close run on serve's goroutine
 	return &storage{
 		kv: pg.KV(), decisions: cs, features: cs,
 		limits: features.LimiterSources{
@@ -72,7 +73,6 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return n
 		},
-		backup: noBackup{},
 		ready: func(ctx context.Context) error {
 			if err := pg.Ping(ctx); err != nil {
 				return fmt.Errorf("PostgreSQL unreachable: %w", err)
@@ -86,6 +86,7 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 		reloadFeatures: cs.LoadDefinitions,
 		leader:         leader.IsLeader,
 		start: func(context.Context) error {
+			started = true
 			go func() {
 				defer close(done)
 				go leader.Run(bg)
@@ -95,9 +96,11 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 		},
 		close: func(ctx context.Context) error {
 			stop()
-			select {
-			case <-done:
-			case <-ctx.Done():
+			if started {
+				select {
+				case <-done:
+				case <-ctx.Done():
+				}
 			}
 			cs.Close()
 			err := decisions.Close(ctx)

@@ -226,6 +226,13 @@ func (ks *Keys) Ensure(ctx context.Context, secret, name string, role engine.Rol
 		name = name + "-" + keyID(&sum)[4:12]
 	}
 	k, err := ks.add(ctx, secret, name, role)
+	if err != nil {
+		// Another node of a cluster, started with the same key, stored it
+		// first: it exists, which is what was asked.
+		if again, gerr := ks.get(ctx, keyID(&sum)); gerr == nil && subtle.ConstantTimeCompare(again.hash[:], sum[:]) == 1 {
+			return again, false, nil
+		}
+	}
 	return k, err == nil, err
 }
 

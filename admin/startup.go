@@ -68,7 +68,19 @@ func SeedLists(lists *features.Lists, seeds []rules.ListSeed, source string) err
 // version (same canonical hash) that version goes live again and nothing
 // is stored; otherwise spec is published as a new version with comment.
 // It reports whether a version was published.
+//
+// Nodes of a cluster starting together with the same file race to publish
+// it: the loser's publish conflicts, and it looks again, finding the
+// winner's version equal to its spec.
 func (v *Versions) PublishIfChanged(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set)) (Version, bool, error) {
+	ver, published, err := v.publishIfChanged(spec, env, author, comment, live)
+	if errors.Is(err, engine.ErrConflict) {
+		ver, published, err = v.publishIfChanged(spec, env, author, comment, live)
+	}
+	return ver, published, err
+}
+
+func (v *Versions) publishIfChanged(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set)) (Version, bool, error) {
 	latest, err := v.Latest()
 	if err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return Version{}, false, err

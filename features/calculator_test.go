@@ -275,3 +275,51 @@ func TestCalculatorLabelsMatchStore(t *testing.T) {
 		t.Error("no chargeback counted: the test labels nothing")
 	}
 }
+
+// FuzzCalculatorState feeds arbitrary bytes as a stored state: reading
+// never panics, and a state that does not decode reads not ready with
+// ErrCorrupt and is never overwritten, while one that does decode takes a
+// new decision.
+func FuzzCalculatorState(f *testing.F) {
+	c, err := features.NewCalculator(mixedDefs[:4], features.CalculatorOptions{CompileFilter: compileFilter})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0).UTC()
+	p := engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: "f"}, Device: engine.Device{ID: "d"}}
+	key := c.Keys(&p, nil)[0]
+	var state []byte
+	for i := range 3 {
+		p.TransactionID = fmt.Sprintf("tx_fuzz_%d", i)
+		state, _, _ = c.Apply(key, state, record(p, engine.Deny))
+	}
+	f.Add(state)
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 3, 'a', 'b', 'c', 0})
+	f.Fuzz(func(t *testing.T, state []byte) {
+		vals, err := c.Values(&p, []features.StateKey{key}, [][]byte{state}, nil)
+		corrupt := errors.Is(err, engine.ErrCorrupt)
+		if err != nil && !corrupt {
+			t.Fatalf("values: %v", err)
+		}
+		for _, v := range vals {
+			if v.Ready == corrupt {
+				t.Fatalf("%s ready = %v with err %v", v.Name, v.Ready, err)
+			}
+		}
+		p.TransactionID = "tx_fuzz_next"
+		next, changed, err := c.Apply(key, state, record(p, engine.Allow))
+		if corrupt != (err != nil) {
+			t.Fatalf("apply: err %v, values err corrupt %v", err, corrupt)
+		}
+		if corrupt {
+			if changed || string(next) != string(state) {
+				t.Fatal("a corrupt state was overwritten")
+			}
+			return
+		}
+		if _, err := c.Values(&p, []features.StateKey{key}, [][]byte{next}, nil); err != nil {
+			t.Fatalf("state written by Apply does not read: %v", err)
+		}
+	})
+}

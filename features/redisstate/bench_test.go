@@ -3,6 +3,7 @@ package redisstate_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,5 +48,43 @@ func BenchmarkDecision(b *testing.B) {
 	b.ReportMetric(float64(rt.n.Load()-before)/float64(b.N), "roundtrips/op")
 	if len(vals) != len(mixedDefs) || !vals[0].Ready {
 		b.Fatalf("last values %v", vals)
+	}
+}
+
+// BenchmarkDecisionParallel is BenchmarkDecision from many goroutines at
+// once on one node, over 1000 cards: the throughput of one node.
+func BenchmarkDecisionParallel(b *testing.B) {
+	c, _ := newClient(b)
+	s := newState(b, c, newPrefix(b, c), mixedDefs)
+	built(b, s)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var seq atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var vals []engine.FeatureValue
+		for pb.Next() {
+			i := seq.Add(1)
+			rec := record(engine.Payment{
+				TransactionID: fmt.Sprintf("tx_par_%d", i), OccurredAt: now, Amount: 100,
+				Account: engine.Account{ID: fmt.Sprintf("acc_%d", i%100)},
+				Card:    engine.Card{Fingerprint: fmt.Sprintf("fp_%d", i%1000)},
+			}, engine.Allow)
+			var err error
+			if vals, err = s.Features(ctx, &rec.Payment, vals[:0]); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.Record(ctx, rec); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	probe := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: "fp_1"}}
+	if v := value(b, s, probe, "card_n_1h"); int64(v.Value) != (seq.Load()+999)/1000 {
+		b.Fatalf("fp_1 counted %v of %d decisions", v.Value, (seq.Load()+999)/1000)
 	}
 }

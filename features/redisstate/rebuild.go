@@ -31,7 +31,8 @@ const rebuildBatch = 512
 // another node: each decision is counted once whichever writes it first.
 // A group already built is left alone; a Rebuild that fails leaves its
 // groups not built, and the next one resumes them (what was counted stays
-// counted).
+// counted). An entity whose state does not decode is logged and left as
+// it is (see write); it does not stop the rebuild.
 //
 // It misses only a decision that a node running other definitions
 // records, into that node's own keys, after the scan passed it: run a
@@ -60,7 +61,7 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 	}
 
 	batch := make([]*engine.Record, 0, rebuildBatch)
-	done := 0
+	done, corrupted := 0, 0
 	flush := func() error {
 		byKey := map[string]*job{}
 		var jobs []*job
@@ -81,8 +82,15 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 		batch = batch[:0]
 		wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
 		defer cancel()
-		if err := s.write(wctx, ctx, l, jobs); err != nil {
+		corrupt, err := s.write(wctx, ctx, l, jobs)
+		if err != nil {
 			return err
+		}
+		for _, err := range corrupt {
+			// Not fatal: the entity reads as corrupt, never as a silent
+			// zero, and every other one is built.
+			s.opts.Log.Error("rebuild feature state: entity left as it is", "err", err)
+			corrupted++
 		}
 		if progress != nil {
 			progress(done)
@@ -118,6 +126,9 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 	}
 	if _, err := s.pending(ctx, l); err != nil {
 		return fmt.Errorf("rebuild feature state: %w", err)
+	}
+	if corrupted > 0 {
+		s.opts.Log.Warn("feature state rebuilt but for corrupt entities", "entities", corrupted)
 	}
 	return nil
 }

@@ -2,8 +2,10 @@ package redisstate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,4 +185,37 @@ func TestDefinitionChange(t *testing.T) {
 		t.Error("not Ready after the rebuild")
 	}
 	sameValues(t, s, oracle, probes(now))
+}
+
+func TestRebuildPastCorruptState(t *testing.T) {
+	now := time.Now().UTC()
+	oracle := openStore(t, mixedDefs, now)
+	ctx := context.Background()
+	for _, rec := range mixedStream(100, now.Add(-time.Minute), t.Name()) {
+		if err := oracle.Commit(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := newClient(t)
+	prefix := newPrefix(t, c)
+	s := newState(t, c, prefix, mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
+	ps := probes(now)
+	bad := ps[0] // card fp_0's state is corrupt before the rebuild starts
+	for _, k := range s.Calculator().Keys(&bad, nil) {
+		if strings.HasSuffix(k.Key, "card.fingerprint\x00fp_0") {
+			if err := c.Set(ctx, "{"+prefix+":"+k.Key+"}:s", "short", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Rebuild(ctx, oracle, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if !s.Ready() {
+		t.Error("not Ready after the rebuild")
+	}
+	if _, err := s.Features(ctx, &bad, nil); !errors.Is(err, engine.ErrCorrupt) {
+		t.Errorf("corrupt card: err = %v, want ErrCorrupt", err)
+	}
+	sameValues(t, s, oracle, ps[1:])
 }

@@ -119,8 +119,8 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 			return fmt.Errorf("record features of %s: %w", rec.TransactionID, failed(ctx, "wait for this node's other writes", wctx.Err()))
 		}
 	}
-	if err := s.write(wctx, ctx, l, jobs); err != nil {
-		return fmt.Errorf("record features of %s: %w", rec.TransactionID, err)
+	if corrupt, err := s.write(wctx, ctx, l, jobs); err != nil || len(corrupt) > 0 {
+		return fmt.Errorf("record features of %s: %w", rec.TransactionID, errors.Join(append(corrupt, err)...))
 	}
 	return nil
 }
@@ -129,26 +129,26 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 // retrying what other writers changed meanwhile. ctx bounds it; parent is
 // the caller's context, which tells its end from a Redis timeout.
 //
-// A state that does not decode is left as it is (a rebuild replaces it)
-// and its error, wrapping engine.ErrCorrupt, is returned once the other
-// states are written.
-func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) error {
-	var corrupt []error
+// A state that does not decode is left as it is: nothing can tell what it
+// held. Its values read not ready (engine.ErrCorrupt) until it expires,
+// the group's Keep plus Options.Margin after its last good write. Its
+// error is returned in corrupt, once the other states are written; err is
+// any other failure.
+func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) (corrupt []error, err error) {
 	for attempt := 1; len(jobs) > 0; attempt++ {
 		if attempt > s.opts.MaxAttempts {
-			return errors.Join(append(corrupt, fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended))...)
+			return corrupt, fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended)
 		}
 		if attempt > 2 {
 			if err := backoff(ctx, attempt); err != nil {
-				return errors.Join(append(corrupt, failed(parent, "write feature state", err))...)
+				return corrupt, failed(parent, "write feature state", err)
 			}
 		}
-		var err error
 		if jobs, corrupt, err = s.writeOnce(ctx, parent, l, jobs, corrupt); err != nil {
-			return errors.Join(append(corrupt, err)...)
+			return corrupt, err
 		}
 	}
-	return errors.Join(corrupt...)
+	return corrupt, nil
 }
 
 // backoff waits a random while growing with attempt, up to 20ms, so

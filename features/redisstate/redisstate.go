@@ -16,14 +16,16 @@
 // that touches them is legal on Redis Cluster:
 //
 //	{prefix:key}:s           the entity's state: 8-byte big-endian version, then the Calculator's encoding
-//	{prefix:key}:t:<tx id>   a transaction already counted into that state
+//	{prefix:key}:t:<tx id>   a transaction counted into that state: how many labels it had then, in decimal
 //	{prefix}:built           hash: group ID -> unix time its rebuild finished
 //
 // A state lives for the longest window of its group plus Options.Margin
 // after its last write, a transaction mark as long, so Redis stays
-// bounded without a sweeper. Redis must not evict keys under memory
-// pressure (maxmemory-policy noeviction): an evicted state would read as
-// fewer events, silently.
+// bounded without a sweeper. Marks are most of the keys: one per decision
+// and group, each about 150 bytes with Redis's own overhead, kept for the
+// group's longest window. Redis must not evict keys under memory pressure
+// (maxmemory-policy noeviction): an evicted state would read as fewer
+// events, an evicted mark would let a retry count twice, silently.
 //
 // # Definition changes
 //
@@ -204,11 +206,24 @@ func (s *Store) Ready() bool { return s.ready.Load() }
 
 // stateKey and markKey name an entity's keys (see the package doc).
 func (s *Store) stateKey(k features.StateKey) string {
-	return "{" + s.opts.Prefix + ":" + k.Key + "}:s"
+	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:s"
 }
 
 func (s *Store) markKey(k features.StateKey, txID string) string {
-	return "{" + s.opts.Prefix + ":" + k.Key + "}:t:" + txID
+	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:t:" + txID
+}
+
+// tagEscaper writes braces in entity values so that they cannot end a
+// hash tag early: then every key names its entity unambiguously (no
+// entity value and transaction id can spell another entity's key) and
+// entities spread over the cluster's slots by their whole value.
+var tagEscaper = strings.NewReplacer(`\`, `\\`, "{", `\(`, "}", `\)`)
+
+func escapeTag(s string) string {
+	if !strings.ContainsAny(s, `{}\`) {
+		return s
+	}
+	return tagEscaper.Replace(s)
 }
 
 // stripe returns the index of the lock serialising writes to key.

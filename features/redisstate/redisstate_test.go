@@ -60,6 +60,7 @@ func TestCluster(t *testing.T) {
 		testMatchesStore(t, newState(t, c, newPrefix(t, c), mixedDefs))
 	})
 	t.Run("rebuild", func(t *testing.T) { testRebuild(t, addrs...) })
+	t.Run("braces", func(t *testing.T) { testBraces(t, addrs...) })
 }
 
 // testConcurrentRecords records 200 distinct transactions on one card over
@@ -307,6 +308,36 @@ func TestNewRefusesBadPrefix(t *testing.T) {
 	for _, prefix := range []string{"", "a{b", "a}"} {
 		if _, err := redisstate.New(nil, redisstate.Options{Prefix: prefix}); err == nil {
 			t.Errorf("prefix %q accepted", prefix)
+		}
+	}
+}
+
+func TestBracesInEntityValues(t *testing.T) { testBraces(t) }
+
+// testBraces records on cards whose values hold braces and backslashes,
+// which must neither end a hash tag early (a cross-slot script on a
+// Cluster) nor let one card's keys spell another's: card i has i+1
+// decisions.
+func testBraces(t *testing.T, addrs ...string) {
+	s := nodes(t, 1, cardDefs, addrs...)[0]
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cards := []string{"x", "x}:t:tx_b", "x}", "{x}", `x\)`, `x\`}
+	for i, card := range cards {
+		for n := range i + 1 {
+			p := engine.Payment{TransactionID: fmt.Sprintf("tx_%d", n), OccurredAt: now, Card: engine.Card{Fingerprint: card}}
+			if i == 0 {
+				p.TransactionID = "tx_b}:s" // its mark would spell card 1's state key
+			}
+			if err := s.Record(ctx, record(p, engine.Allow)); err != nil {
+				t.Fatalf("record on %q: %v", card, err)
+			}
+		}
+	}
+	for i, card := range cards {
+		p := engine.Payment{OccurredAt: now.Add(time.Second), Card: engine.Card{Fingerprint: card}}
+		if v := value(t, s, p, "card_n"); v.Value != float64(i+1) || !v.Ready {
+			t.Errorf("card %q: card_n = %+v, want %d", card, v, i+1)
 		}
 	}
 }
