@@ -1,3 +1,9 @@
+// Package limits computes the dynamic limits of a paying entity (an
+// account, a card, or an account at a merchant) from an analysts' policy,
+// overrides and a trust multiplier learned from feedback labels, and keeps
+// that state in a kv.DB. The daily spend it reads comes from a SpendSource
+// (the feature store's window state); it never imports package features,
+// which imports it.
 package limits
 
 import (
@@ -21,7 +27,8 @@ import (
 // memory by default.
 const DefaultTrustCacheEntries = 100_000
 
-// Badger prefixes of the limiter.
+// Keys of the limiter in its kv.DB (stored bytes are unchanged by the move
+// out of package features).
 const (
 	keyPolicy      = keyspace.LimitsPolicy  // the live policy (JSON)
 	prefixOverride = keyspace.LimitOverride // entity -> override (JSON), TTL to expiry
@@ -83,7 +90,7 @@ var (
 )
 
 // SpendSource reads the daily spend limits are computed from: the hidden
-// feature a feature store keeps per limit entity. The Badger Store is one;
+// feature a feature store keeps per limit entity. features.Store is one;
 // in cluster mode the Redis feature state is another.
 type SpendSource interface {
 	// DailySpent returns the spend, in base-currency minor units, of p's

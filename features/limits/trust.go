@@ -77,17 +77,17 @@ func (st *trustState) entry() trustEntry {
 
 func fmtTrust(t float64) string { return strconv.FormatFloat(t, 'f', -1, 64) }
 
-// trustCache is a sharded LRU of trust entries in front of Badger. An entry
+// trustCache is a sharded LRU of trust entries in front of the kv.DB. An entry
 // is replaced under its shard's lock after every durable change, so a
 // cached entry is never older than the stored state.
 //
-// A miss reads Badger outside the shard's lock (a slow read holds up only
+// A miss reads the kv.DB outside the shard's lock (a slow read holds up only
 // that entity's payments), one read per entity in flight (singleflight);
 // the shard's gen, bumped by every put, tells whether the read may be
 // older than a change made while it ran, and then it is not cached.
 //
 // Most entities never get feedback: stored holds the hashes of those that
-// have a state, so a cold entity without one costs no Badger read.
+// have a state, so a cold entity without one costs no read.
 type trustCache struct {
 	seed     maphash.Seed
 	load     func(ctx context.Context, entity string) (trustEntry, error)
@@ -95,7 +95,7 @@ type trustCache struct {
 	inflight singleflight.Group
 
 	storedMu sync.RWMutex
-	stored   map[uint64]struct{} // nil: unknown, always read Badger
+	stored   map[uint64]struct{} // nil: unknown, always read the kv.DB
 }
 
 type trustShard struct {
