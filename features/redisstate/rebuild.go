@@ -72,11 +72,12 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 				}
 				j := byKey[k.Key]
 				if j == nil {
-					j = &job{key: k, skey: s.stateKey(k)}
+					j = &job{key: k, skey: s.stateKey(k), rebuild: true}
 					byKey[k.Key] = j
 					jobs = append(jobs, j)
 				}
 				j.recs = append(j.recs, rec)
+				j.through = max(j.through, rec.Seq)
 			}
 		}
 		batch = batch[:0]
