@@ -128,6 +128,10 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 		return call(t, key.Key, http.MethodPost, nodes[2].url+"/v1/decisions", clusterPayment("tx_revoked", "fp_rev", 100, at), nil) == http.StatusUnauthorized
 	})
 	t.Logf("node 2 refused the revoked key after %v", took)
+
+	if code := call(t, testAdminKey, http.MethodGet, nodes[0].url+"/admin/backup", nil, nil); code != http.StatusNotImplemented {
+		t.Errorf("GET /admin/backup on a cluster node = %d, want 501 (pg_dump backs a cluster up)", code)
+	}
 }
 
 // TestClusterSameAnswersAsSingleNode: one payment stream decided by a

@@ -8,6 +8,7 @@
 //	risk loadgen ...           drive a running engine with synthetic traffic
 //	risk backup ...            back up a running server (--target) or a data dir (--data)
 //	risk restore --data DIR F  restore a backup into a new data directory
+//	risk cluster ...           import a single node into a cluster, verify it, rebuild features
 //	risk keys generate         print a new random API key (for RISK_ADMIN_KEY)
 //	risk replay ... EVENTS     decide a file of payments offline (docs/backtest.md)
 //	risk version               print the version, commit and Go version
@@ -43,6 +44,7 @@ var commands = map[string]command{
 	"replay":  replayCommand,
 	"backup":  backupCommand,
 	"restore": restoreCommand,
+	"cluster": clusterCommand,
 	"keys":    keysCommand,
 	"version": versionCommand,
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +33,8 @@ type storage struct {
 	// stats are the Badger store's figures for the metrics; nil in cluster
 	// mode, whose figures are in collectors.
 	stats func() server.StoreStats
-	// backup streams a backup for GET /admin/backup.
+	// backup streams a backup for GET /admin/backup; nil in cluster mode
+	// (pg_dump backs a cluster up).
 	backup admin.Backuper
 	// ready is nil while the stores answer (see /readyz).
 	ready func(ctx context.Context) error
@@ -112,11 +111,4 @@ func badgerStorage(store *features.Store) (*storage, error) {
 		close:   store.Close,
 		mode:    "single-node",
 	}, nil
-}
-
-// noBackup answers GET /admin/backup in cluster mode.
-type noBackup struct{}
-
-func (noBackup) Backup(context.Context, io.Writer) (uint64, error) {
-	return 0, errors.New("a cluster is backed up with pg_dump, not GET /admin/backup (docs/cluster.md)")
 }

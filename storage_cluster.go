@@ -73,7 +73,6 @@ func openCluster(ctx context.Context, c config, log *slog.Logger) (*storage, err
 			}
 			return n
 		},
-		backup: noBackup{},
 		ready: func(ctx context.Context) error {
 			if err := pg.Ping(ctx); err != nil {
 				return fmt.Errorf("PostgreSQL unreachable: %w", err)

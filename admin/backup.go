@@ -28,10 +28,18 @@ type Backuper interface {
 //
 // The answer is 200 as soon as the stream starts; a backup that fails
 // midway is cut short, and its missing footer makes restore refuse it.
-// Audit: each backup is recorded as "backup.download".
+// Audit: each backup is recorded as "backup.download". With b nil (cluster
+// mode) it answers 501 and points at pg_dump.
 func RegisterBackup(g *echo.Group, require Require, b Backuper, audit *Audit, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if b == nil {
+		g.GET("/backup", func(echo.Context) error {
+			return echo.NewHTTPError(http.StatusNotImplemented,
+				"this node runs in cluster mode: back the cluster up with pg_dump (docs/cluster.md)")
+		}, require(engine.RoleAdmin))
+		return
 	}
 	g.GET("/backup", func(c echo.Context) error {
 		req := c.Request()

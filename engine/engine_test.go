@@ -38,7 +38,10 @@ func (m *memStore) Commit(_ context.Context, rec *engine.Record) error {
 	if m.fail != nil {
 		return m.fail
 	}
-	time.Sleep(time.Millisecond) // widen the window for concurrent retries
+	// Simulated latency, not synchronisation: a commit that takes a while
+	// keeps concurrent retries of one transaction overlapping it. Nothing
+	// waits on it, and no result depends on how long it takes.
+	time.Sleep(time.Millisecond)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if stored, ok := m.byTx[rec.TransactionID]; ok {
@@ -248,34 +251,63 @@ func TestSetRulesSwapsForNextDecision(t *testing.T) {
 
 // TestEvaluatorsBoundConcurrency: no more than Config.Evaluators decisions
 // gather features and run rules at once; the rest wait and then decide.
+// Three decisions are held inside their features until the test releases
+// them, so the bound is full; a fourth must then wait until its context
+// ends without being evaluated. The fourth's deadline only decides how long
+// a correct engine makes the test wait: whatever it is, a correct engine
+// passes, and one that lets the fourth in fails.
 func TestEvaluatorsBoundConcurrency(t *testing.T) {
-	var now, peak atomic.Int64
-	slow := funcFeatures(func(context.Context, *engine.Payment) ([]engine.FeatureValue, error) {
-		n := now.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
+	var evaluating atomic.Int64
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	held := funcFeatures(func(ctx context.Context, _ *engine.Payment) ([]engine.FeatureValue, error) {
+		evaluating.Add(1)
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
 		}
-		time.Sleep(2 * time.Millisecond)
-		now.Add(-1)
 		return nil, nil
 	})
-	e := engine.New(engine.Config{Store: newMemStore(), Features: slow, Evaluators: 3, Budget: time.Second})
+	e := engine.New(engine.Config{Store: newMemStore(), Features: held, Evaluators: 3, Budget: time.Minute})
 	e.SetRules(denyOver(1000))
+	decide := func(ctx context.Context, i int) error {
+		p := validPayment()
+		p.TransactionID = fmt.Sprintf("tx_eval_%d", i)
+		_, _, err := e.Decide(ctx, p, nil)
+		return err
+	}
 	var wg sync.WaitGroup
-	for i := range 30 {
+	defer wg.Wait()
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	defer releaseAll()
+	for i := range 3 {
 		wg.Go(func() {
-			p := validPayment()
-			p.TransactionID = fmt.Sprintf("tx_eval_%d", i)
-			if _, _, err := e.Decide(context.Background(), p, nil); err != nil {
+			if err := decide(context.Background(), i); err != nil {
 				t.Error(err)
 			}
 		})
 	}
+	for range 3 {
+		<-entered
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := decide(ctx, 3)
+	if n := evaluating.Load(); n != 3 {
+		t.Errorf("%d decisions evaluated at once, want 3", n)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("fourth decision while three are evaluated: err = %v, want it to wait until its deadline", err)
+	}
+
+	releaseAll()
 	wg.Wait()
-	if got := peak.Load(); got != 3 {
-		t.Errorf("at most %d decisions evaluated at once, want 3", got)
+	for i := 4; i < 10; i++ { // the bound is free again
+		if err := decide(context.Background(), i); err != nil {
+			t.Fatalf("decision %d after the release: %v", i, err)
+		}
 	}
 }

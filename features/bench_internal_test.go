@@ -90,8 +90,13 @@ func benchStore(b *testing.B, cache int) *Store {
 	if err := s.SetDefinitions(context.Background(), defs); err != nil {
 		b.Fatal(err)
 	}
+	// Poll until every backfill is done; the deadline fails a stuck one.
+	deadline := time.Now().Add(time.Minute)
 	for _, d := range defs {
 		for st, ok := s.Status(d.Name); ok && !st.Done; st, ok = s.Status(d.Name) {
+			if time.Now().After(deadline) {
+				b.Fatalf("backfill of %s did not finish", d.Name)
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}

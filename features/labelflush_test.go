@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/keyspace"
 )
 
 var labelDefs = []features.Definition{
@@ -27,28 +29,30 @@ var labelDefs = []features.Definition{
 // TestKillAfterLabelKeepsItsEffect: the replay after a crash starts after
 // the last full flush, and a label on a decision before it is not in what
 // is replayed, so an entity a label changed is written within a tick
-// (200 ms) rather than at the next full flush. A child process commits a
-// decision, waits for a full flush, labels the decision and is killed with
-// SIGKILL 0.6 s later, well before the next full flush; the reopened store
-// must count the chargeback, and the decision once.
+// rather than at the next full flush. A child process commits a decision,
+// closes its store (a full flush past the decision), reopens it with a
+// full flush an hour away, labels the decision, waits until the labelled
+// entity is in Badger and is then killed with SIGKILL; the reopened store
+// must count the chargeback, and the decision once. With the next full
+// flush an hour away, only the write of a label's entities can put it
+// there: without it the child fails and never reports the write.
 func TestKillAfterLabelKeepsItsEffect(t *testing.T) {
 	if os.Getenv("RISK_LABEL_CHILD_DIR") != "" {
 		t.Skip("running as the child")
 	}
 	dir := t.TempDir()
 	cmd, out := startChild(t, "TestLabelKillChild", "RISK_LABEL_CHILD_DIR", dir)
-	labelled := false
+	written := false
 	for sc := bufio.NewScanner(out); sc.Scan(); {
-		if strings.HasPrefix(sc.Text(), "LABELLED") {
-			labelled = true
+		if strings.HasPrefix(sc.Text(), "LABEL WRITTEN") {
+			written = true
 			break
 		}
 	}
-	if !labelled {
+	if !written {
 		_ = cmd.Wait()
-		t.Fatal("the child exited before labelling")
+		t.Fatal("the child exited before the label's effect was written")
 	}
-	time.Sleep(600 * time.Millisecond) // three ticks
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,10 @@ func TestLabelKillChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as a child process")
 	}
-	s := features.New(features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 2 * time.Second})
+	// No full flush while the child runs: the first store is closed (a
+	// full flush) and the second's next full flush is an hour away.
+	opts := features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: time.Hour}
+	s := features.New(opts)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,21 +87,57 @@ func TestLabelKillChild(t *testing.T) {
 	waitReady(t, s, labelDefs)
 	rec := record(engine.Payment{OccurredAt: time.Now().UTC().Add(-time.Minute), Card: engine.Card{Fingerprint: "fp_label"}}, engine.Allow)
 	commit(t, s, rec)
-	// Wait for a full flush past the decision, so the replay after the
-	// kill starts after it and cannot bring the label back on its own; the
-	// next full flush is two seconds away.
-	for deadline := time.Now().Add(10 * time.Second); watermark(t, s) < rec.Seq; {
-		if time.Now().After(deadline) {
-			t.Fatal("no full flush")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	s = features.New(opts)
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The replay after the kill starts after the decision, so it cannot
+	// bring the label back on its own.
+	if got := watermark(t, s); got < rec.Seq {
+		t.Fatalf("watermark after close = %d, want at least %d", got, rec.Seq)
+	}
+	before := entities(t, s)
 	l := engine.Label{Label: "chargeback", Source: "test", CreatedAt: time.Now()}
 	if _, _, err := s.AddLabel(context.Background(), rec.ID, l); err != nil {
 		t.Fatal(err)
 	}
-	os.Stdout.WriteString("LABELLED\n")
-	time.Sleep(time.Minute) // until killed
+	// Poll for the write (a tick, 200 ms); the deadline only bounds a
+	// failing run.
+	for deadline := time.Now().Add(10 * time.Second); maps.Equal(entities(t, s), before); {
+		if time.Now().After(deadline) {
+			t.Fatal("the entity the label changed was not written")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	os.Stdout.WriteString("LABEL WRITTEN\n")
+	// Not synchronisation: the parent kills this process, which must not
+	// exit (and close the store, a full flush) on its own before then.
+	time.Sleep(time.Minute)
+}
+
+// entities reads every stored entity window, raw, by key.
+func entities(tb testing.TB, s *features.Store) map[string]string {
+	tb.Helper()
+	m := map[string]string{}
+	err := s.DB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyspace.Entity)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			m[string(it.Item().Key())] = string(v)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
 
 // watermark reads the sequence number up to which the stored windows hold

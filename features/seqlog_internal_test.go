@@ -69,7 +69,35 @@ func TestSeqLogReadsOldAndGroupedKeys(t *testing.T) {
 			}
 		})
 	}
-	for deadline := time.Now().Add(2 * time.Second); len(s.commits) < 15 && time.Now().Before(deadline); {
+	// Poll until every decision is with the committer: written by its
+	// first group (which then waits for applyMu) or queued behind it. The
+	// deadline fails the test rather than letting it go on with decisions
+	// that may commit one by one.
+	held := func() int {
+		n := len(s.commits)
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTx + "tx_new")})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			s.applyMu.Unlock()
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n := held()
+		if n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.applyMu.Unlock()
+			t.Fatalf("%d of 20 decisions with the held committer", n)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	s.applyMu.Unlock()

@@ -138,10 +138,11 @@ func BenchmarkBacktestReplay(b *testing.B) {
 // backtest can be switched on and off between measurements.
 type gated struct {
 	backtest.History
-	mu     sync.Mutex
-	open   *sync.Cond
-	on     bool
-	passed atomic.Int64 // records read while on
+	mu      sync.Mutex
+	open    *sync.Cond
+	on      bool
+	passed  atomic.Int64 // records read while on
+	waiting atomic.Int64 // scans held at the gate
 }
 
 func newGated(h backtest.History) *gated {
@@ -157,11 +158,26 @@ func (g *gated) set(on bool) {
 	g.open.Broadcast()
 }
 
+// waitFor polls cond until it holds; the deadline fails the benchmark.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 func (g *gated) ScanRecords(ctx context.Context, from uint64, fn func(*engine.Record) error) error {
 	return g.History.ScanRecords(ctx, from, func(r *engine.Record) error {
 		g.mu.Lock()
-		for !g.on && ctx.Err() == nil {
-			g.open.Wait()
+		if !g.on && ctx.Err() == nil {
+			g.waiting.Add(1)
+			for !g.on && ctx.Err() == nil {
+				g.open.Wait()
+			}
+			g.waiting.Add(-1)
 		}
 		g.mu.Unlock()
 		g.passed.Add(1)
@@ -201,14 +217,21 @@ func BenchmarkLiveDuringBacktest(b *testing.B) {
 				b.Error(err)
 				return
 			}
+			// Poll the job until it ends (or the benchmark does); the
+			// deadline fails one that hangs.
+			deadline := time.Now().Add(10 * time.Minute)
 			for ctx.Err() == nil && (st.State == backtest.StateQueued || st.State == backtest.StateRunning) {
+				if time.Now().After(deadline) {
+					b.Errorf("backtest still %s after 10 minutes", st.State)
+					return
+				}
 				time.Sleep(10 * time.Millisecond)
 				st, _ = bt.Get(st.ID)
 			}
 		}
 	})
 	history.set(true)
-	time.Sleep(50 * time.Millisecond) // let the backtest seek and start
+	waitFor(b, "the backtest reads the history", func() bool { return history.passed.Load() > 0 })
 	history.set(false)
 
 	var idle, busy []time.Duration
@@ -219,8 +242,15 @@ func BenchmarkLiveDuringBacktest(b *testing.B) {
 		n++
 		on := (n/100)%2 == 1
 		if n%100 == 0 {
+			// Each block starts with the backtest in the state it is
+			// measured in: reading again, or held at the gate.
+			before := history.passed.Load()
 			history.set(on)
-			time.Sleep(time.Millisecond)
+			if on {
+				waitFor(b, "the backtest resumes", func() bool { return history.passed.Load() > before })
+			} else {
+				waitFor(b, "the backtest stops at the gate", func() bool { return history.waiting.Load() > 0 })
+			}
 		}
 		p := events[n%len(events)].Payment
 		p.TransactionID = fmt.Sprintf("live-%d", n)

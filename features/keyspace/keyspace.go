@@ -78,6 +78,11 @@ const (
 	Canary             = "cn/state"
 )
 
+// Imports into a cluster (package main, `risk cluster import`).
+const (
+	ImportSources = "im/sources"
+)
+
 // Entry is one registered prefix or key.
 type Entry struct {
 	// Key is the prefix (ending in "/") or the whole key.
@@ -135,5 +140,6 @@ func All() []Entry {
 		{Alert, "admin/notify", "alerts"},
 		{AlertSeeded, "admin/notify", "default alert rules stored once"},
 		{Canary, "admin", "the running canary publish"},
+		{ImportSources, "main", "single-node stores imported into the cluster"},
 	}
 }
