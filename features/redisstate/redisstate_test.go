@@ -337,7 +337,7 @@ func testBraces(t *testing.T, addrs ...string) {
 		for n := range i + 1 {
 			p := engine.Payment{TransactionID: fmt.Sprintf("tx_%d", n), OccurredAt: now, Card: engine.Card{Fingerprint: card}}
 			if i == 0 {
-				p.TransactionID = "tx_b}:s" // its mark would spell card 1's state key
+				p.TransactionID = "tx_b}:s" // once spelt card 1's state key in a mark key; kept as a case
 			}
 			if err := s.Record(ctx, record(p, engine.Allow)); err != nil {
 				t.Fatalf("record on %q: %v", card, err)
