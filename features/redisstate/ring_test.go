@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/redisstate"
 )
 
@@ -187,19 +189,56 @@ func (h failingHistory) ScanRecords(ctx context.Context, from uint64, fn func(*e
 	})
 }
 
+// hotLog returns a Badger Store holding n decisions on one card over the
+// n seconds before now.
+func hotLog(t *testing.T, n int, now time.Time) *features.Store {
+	t.Helper()
+	oracle := openStore(t, cardDefs, now)
+	for i := range n {
+		p := engine.Payment{TransactionID: fmt.Sprintf("tx_%d", i), OccurredAt: now.Add(-time.Duration(n-i) * time.Second), Amount: 1, Card: engine.Card{Fingerprint: "hot"}}
+		if err := oracle.Commit(context.Background(), record(p, engine.Allow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return oracle
+}
+
+// TestConcurrentRebuildsOnHotEntity runs a rebuild on two nodes at once
+// over 1,200 decisions on one card: each is counted once.
+func TestConcurrentRebuildsOnHotEntity(t *testing.T) {
+	now := time.Now().UTC()
+	oracle := hotLog(t, 1200, now)
+	ns := make([]*redisstate.Store, 2)
+	var prefix string
+	for i := range ns {
+		c, _ := newClient(t)
+		if i == 0 {
+			prefix = newPrefix(t, c)
+		}
+		ns[i] = newState(t, c, prefix, cardDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
+	}
+	var wg sync.WaitGroup
+	for _, s := range ns {
+		wg.Go(func() {
+			if err := s.Rebuild(context.Background(), oracle, nil); err != nil {
+				t.Errorf("rebuild: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	probe := engine.Payment{OccurredAt: now, Card: engine.Card{Fingerprint: "hot"}}
+	if v := value(t, ns[1], probe, "card_n"); v.Value != 1200 {
+		t.Errorf("card_n = %v, want 1200", v.Value)
+	}
+}
+
 // TestRebuildResumesOnHotEntity fails a rebuild part way through 1,200
 // decisions on one card, far more than a ring holds, and runs it again:
 // each decision is counted once.
 func TestRebuildResumesOnHotEntity(t *testing.T) {
 	now := time.Now().UTC()
-	oracle := openStore(t, cardDefs, now)
+	oracle := hotLog(t, 1200, now)
 	ctx := context.Background()
-	for i := range 1200 {
-		p := engine.Payment{TransactionID: fmt.Sprintf("tx_%d", i), OccurredAt: now.Add(-time.Duration(1200-i) * time.Second), Amount: 1, Card: engine.Card{Fingerprint: "hot"}}
-		if err := oracle.Commit(ctx, record(p, engine.Allow)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c, _ := newClient(t)
 	s := newState(t, c, newPrefix(t, c), cardDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
 	if err := s.Rebuild(ctx, failingHistory{History: oracle, n: 700}, nil); !errors.Is(err, errCut) {
