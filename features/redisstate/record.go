@@ -58,17 +58,21 @@ type job struct {
 }
 
 // Record counts rec, a decision durably stored, into every entity state it
-// touches. It is idempotent per transaction id: a transaction recorded
-// again (a retry, on this node or another) is counted once, so a node may
-// repair a count another died before making by recording again.
+// touches. It is idempotent per transaction id within the bounds of each
+// state's ring (the package doc, "Counted transactions"): a transaction
+// recorded again (a retry, on this node or another) within the entity's
+// last 64 decisions and 24 hours is counted once, so a node may repair a
+// count another died before making by recording again. Beyond them it is
+// counted again.
 //
 // Labels: record the decision again once a label is added to it (with its
-// labels as stored); what the new label adds to features whose where reads
-// labels is counted then, once, as a Store counts it.
+// labels as stored), once per label; what the new label adds to features
+// whose where reads labels is counted then, once, as a Store counts it,
+// however long after the decision.
 //
 // Each entity takes an optimistic read, apply and compare-and-set; all
 // entities go in one pipeline per step, so an uncontended Record costs two
-// round trips. A state changed by another node between read and write is
+// round trips, and one that finds everything counted one. A state changed by another node between read and write is
 // read again, up to Options.MaxAttempts times (then ErrContended). The call
 // takes at most Options.WriteTimeout; a Redis failure wraps
 // engine.ErrUnavailable.

@@ -130,7 +130,8 @@ type Options struct {
 	// Margin is added to the lifetime of states.
 	Margin time.Duration
 	// Now is the clock (Rebuild skips decisions older than the longest
-	// window before it); nil means time.Now.
+	// window before it; a state forgets the transactions it counted 24
+	// hours before it); nil means time.Now.
 	Now func() time.Time
 	// Log receives what Record cannot return; nil discards.
 	Log *slog.Logger
