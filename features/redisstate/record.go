@@ -72,10 +72,10 @@ type job struct {
 //
 // Each entity takes an optimistic read, apply and compare-and-set; all
 // entities go in one pipeline per step, so an uncontended Record costs two
-// round trips, and one that finds everything counted one. A state changed by another node between read and write is
-// read again, up to Options.MaxAttempts times (then ErrContended). The call
-// takes at most Options.WriteTimeout; a Redis failure wraps
-// engine.ErrUnavailable.
+// round trips, and one that finds everything counted one. A state changed
+// by another node between read and write is read again, up to
+// Options.MaxAttempts times (then ErrContended). The call takes at most
+// Options.WriteTimeout; a Redis failure wraps engine.ErrUnavailable.
 func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 	if rec.TransactionID == "" {
 		return errors.New("record features: decision has no transaction id")
