@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,3 +311,11 @@ func (e *clusterEnv) proxiedFlags() (flags []string, pg, rd *proxy) {
 	u.Host = pg.addr()
 	return []string{"--postgres", u.String(), "--redis", "redis://" + rd.addr() + "/0", "--redis-prefix", e.prefix}, pg, rd
 }
+
+// txSeq numbers the transactions of polling loops.
+var txSeq atomic.Int64
+
+// nextTx is a fresh transaction id: prefix and a small counter, never a
+// long digit run (the engine refuses anything that looks like a card
+// number, a nanosecond timestamp included).
+func nextTx(prefix string) string { return fmt.Sprintf("%s_%d", prefix, txSeq.Add(1)) }

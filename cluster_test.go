@@ -90,7 +90,7 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 	}
 	for i, nd := range nodes[1:] {
 		took := eventually(t, fmt.Sprintf("node %d runs version %d", i+1, ver.Version), 10*time.Second, func() bool {
-			return decide(t, nd, clusterPayment(fmt.Sprintf("tx_ver_%d_%d", i, time.Now().UnixNano()), "fp_ver", 100, at)).RulesetVersion == ver.Version
+			return decide(t, nd, clusterPayment(nextTx("tx_ver"), "fp_ver", 100, at)).RulesetVersion == ver.Version
 		})
 		t.Logf("node %d ran the new version after %v", i+1, took)
 	}
@@ -100,7 +100,7 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 		t.Fatalf("add list item = %d", code)
 	}
 	took := eventually(t, "node 2 denies the blocked card", 10*time.Second, func() bool {
-		d := decide(t, nodes[2], clusterPayment(fmt.Sprintf("tx_blk_%d", time.Now().UnixNano()), "fp_stolen", 100, at))
+		d := decide(t, nodes[2], clusterPayment(nextTx("tx_blk"), "fp_stolen", 100, at))
 		for _, r := range d.Reasons {
 			if r.Rule == "blocked_card" {
 				return true
@@ -237,7 +237,7 @@ func TestClusterFaults(t *testing.T) {
 	rd.restore()
 	eventually(t, "ready again after Redis returns", 15*time.Second, func() bool { return status("/readyz") == http.StatusOK })
 	eventually(t, "whole decisions after Redis returns", 15*time.Second, func() bool {
-		return !decide(t, nd, clusterPayment(fmt.Sprintf("tx_f_r_%d", time.Now().UnixNano()), "fp_f", 100, at)).Degraded
+		return !decide(t, nd, clusterPayment(nextTx("tx_f_r"), "fp_f", 100, at)).Degraded
 	})
 
 	pg.cut()
@@ -433,4 +433,28 @@ func TestClusterNodesStartTogether(t *testing.T) {
 			t.Errorf("node %d exited: %v", i, cmd.ProcessState)
 		}
 	}
+}
+
+// TestClusterRebuildsAnEmptyRedis: a node that finds Redis emptied (a
+// flush, a new Redis) rebuilds the feature state from PostgreSQL by
+// itself; afterwards every stored decision is counted again, exactly.
+func TestClusterRebuildsAnEmptyRedis(t *testing.T) {
+	t.Parallel()
+	env := newClusterEnv(t, buildBinary(t))
+	nd := env.node()
+	at := time.Now().UTC()
+	decided := 0
+	for range 12 {
+		decide(t, nd, clusterPayment(nextTx("tx_rb"), "fp_rb", 100, at))
+		decided++
+	}
+	dropRedisPrefix(t, env.redis, env.prefix)
+	took := eventually(t, "features whole again after Redis was emptied", 60*time.Second, func() bool {
+		d := decide(t, nd, clusterPayment(nextTx("tx_rb"), "fp_rb", 100, at))
+		before := decided
+		decided++
+		got, _ := explain(t, nd, d.DecisionID).feature("card_attempts_10m")
+		return !d.Degraded && got == float64(before)
+	})
+	t.Logf("rebuilt and exact after %v", took)
 }

@@ -82,6 +82,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			"       risk backup --help       online or offline backup\n"+
 			"       risk restore --help      restore a backup into a new data directory\n"+
 			"       risk keys generate       print a new random API key\n"+
+			"       risk cluster --help      cluster mode: import a node's history, verify, rebuild features\n"+
 			"       risk version             print the version, commit and Go version\n\nFlags (environment variable in brackets):\n")
 		fs.PrintDefaults()
 	}
