@@ -36,7 +36,8 @@ type DecisionLog interface {
 // FeatureState is the shared feature state (package redisstate).
 type FeatureState interface {
 	Features(ctx context.Context, p *engine.Payment, dst []engine.FeatureValue) ([]engine.FeatureValue, error)
-	// Record counts rec once per transaction id, however often called.
+	// Record counts rec once per transaction id when called again soon
+	// after (redisstate bounds what each entity remembers).
 	Record(ctx context.Context, rec *engine.Record) error
 	Spent(ctx context.Context, p *engine.Payment) (float64, error)
 	Ready() bool

@@ -2,30 +2,13 @@ package redisstate
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
 )
-
-// versionLen is the length of the version that starts every stored state.
-const versionLen = 8
-
-// errCorrupt is a stored state too short to hold its version.
-var errCorrupt = fmt.Errorf("feature state in redis: %w", engine.ErrCorrupt)
-
-// splitState splits a stored state into its version and the Calculator's
-// encoding.
-func splitState(v []byte) (version uint64, state []byte, err error) {
-	if len(v) < versionLen {
-		return 0, nil, errCorrupt
-	}
-	return binary.BigEndian.Uint64(v), v[versionLen:], nil
-}
 
 // Features implements engine.FeatureSource in one pipelined round trip:
 // the state of every entity p touches, and the built marks of the groups.
@@ -69,10 +52,13 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 				ioErr = failed(ctx, "read feature state", err)
 			}
 		default:
-			if _, states[i], err = splitState(v); err != nil {
+			val, err := decodeValue(v)
+			if err != nil {
 				unread[keys[i].Group] = true
 				corrupt = append(corrupt, err)
+				continue
 			}
+			states[i] = val.state
 		}
 	}
 	base := len(dst)
@@ -184,9 +170,9 @@ func (s *Store) Spent(ctx context.Context, p *engine.Payment) (float64, error) {
 	if err != nil {
 		return 0, failed(ctx, "read daily spend", err)
 	}
-	_, state, err := splitState(v)
+	val, err := decodeValue(v)
 	if err != nil {
 		return 0, err
 	}
-	return c.Spent(p, state)
+	return c.Spent(p, val.state)
 }

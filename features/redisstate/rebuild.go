@@ -26,12 +26,14 @@ const rebuildBatch = 512
 // window of now (Options.Now) are counted. progress, when not nil, is told
 // how many decisions were scanned after each batch.
 //
-// Decisions are counted as Record counts them, once per transaction, so
-// live Records on any node may run meanwhile, and so may a Rebuild on
-// another node: each decision is counted once whichever writes it first.
-// A group already built is left alone; a Rebuild that fails leaves its
-// groups not built, and the next one resumes them (what was counted stays
-// counted). An entity whose state does not decode is logged and left as
+// Each state keeps the highest sequence number a Rebuild counted into it,
+// and every Rebuild skips the decisions at or below it, so a Rebuild may
+// run on another node meanwhile: each decision is counted once whichever
+// writes it first. Live Records on any node may run meanwhile too: a
+// decision they counted is skipped while its state's ring holds it (its
+// entity's last 64 decisions; see the package doc). A group already built
+// is left alone; a Rebuild that fails leaves its groups not built, and the
+// next one resumes them (what was counted stays counted). An entity whose state does not decode is logged and left as
 // it is (see write); it does not stop the rebuild.
 //
 // It misses only a decision that a node running other definitions
@@ -72,11 +74,12 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 				}
 				j := byKey[k.Key]
 				if j == nil {
-					j = &job{key: k, skey: s.stateKey(k)}
+					j = &job{key: k, skey: s.stateKey(k), rebuild: true}
 					byKey[k.Key] = j
 					jobs = append(jobs, j)
 				}
 				j.recs = append(j.recs, rec)
+				j.through = max(j.through, rec.Seq)
 			}
 		}
 		batch = batch[:0]

@@ -2,7 +2,6 @@ package redisstate
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,44 +20,22 @@ import (
 // attempts. The decision is not counted; a retry of Record may count it.
 var ErrContended = errors.New("feature state contended")
 
-// casScript writes one entity's new state and its transaction marks if
-// the state's version and every mark are still what the writer read. A
-// mark holds how many labels its decision had when counted (see
-// features.Calculator.ApplyCounted). Every key shares the entity's hash
-// tag.
+// casScript writes one entity's new state if its header (format and
+// version) is still what the writer read. What the state counted travels
+// inside it (see value), so the header covers that too.
 //
-//	KEYS[1]          the state
-//	KEYS[2..]        the transaction marks
-//	ARGV[1]          the version read: 8 bytes, or empty when there was no state
-//	ARGV[2]          the new state
-//	ARGV[3]          the state's lifetime, milliseconds
-//	ARGV[4]          the marks' lifetime, milliseconds
-//	ARGV[2i+1, 2i+2] for KEYS[i]: the mark read (empty when none), the new one
+//	KEYS[1]  the state
+//	ARGV[1]  the header read: 8 bytes, or empty when there was no state
+//	ARGV[2]  the new state
+//	ARGV[3]  the state's lifetime, milliseconds
 //
 // It answers 0 when written and 1, writing nothing, when another writer
-// changed the state or a mark since.
+// changed the state since.
 var casScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-local v = ''
-if cur then
-  v = string.sub(cur, 1, 8)
-end
-if v ~= ARGV[1] then
+if redis.call('GETRANGE', KEYS[1], 0, 7) ~= ARGV[1] then
   return 1
 end
-for i = 2, #KEYS do
-  local m = redis.call('GET', KEYS[i])
-  if not m then
-    m = ''
-  end
-  if m ~= ARGV[2 * i + 1] then
-    return 1
-  end
-end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2 * i + 2], 'PX', ARGV[4])
-end
 return 0
 `)
 
@@ -73,23 +50,32 @@ type job struct {
 	key  features.StateKey
 	skey string
 	recs []*engine.Record
+	// rebuild is set for a Rebuild's job: through is then the highest
+	// sequence number of the entity's decisions the Rebuild has scanned
+	// once this job is written.
+	rebuild bool
+	through uint64
 }
 
 // Record counts rec, a decision durably stored, into every entity state it
-// touches. It is idempotent per transaction id: a transaction recorded
-// again (a retry, on this node or another) is counted once, so a node may
-// repair a count another died before making by recording again.
+// touches. It is idempotent per transaction id within the bounds of each
+// state's ring (the package doc, "Counted transactions"): a transaction
+// recorded again (a retry, on this node or another) within the entity's
+// last 64 decisions and 24 hours is counted once, so a node may repair a
+// count another died before making by recording again. Beyond them it is
+// counted again.
 //
 // Labels: record the decision again once a label is added to it (with its
-// labels as stored); what the new label adds to features whose where reads
-// labels is counted then, once, as a Store counts it.
+// labels as stored), once per label; what the new label adds to features
+// whose where reads labels is counted then, once, as a Store counts it,
+// however long after the decision.
 //
 // Each entity takes an optimistic read, apply and compare-and-set; all
 // entities go in one pipeline per step, so an uncontended Record costs two
-// round trips. A state changed by another node between read and write is
-// read again, up to Options.MaxAttempts times (then ErrContended). The call
-// takes at most Options.WriteTimeout; a Redis failure wraps
-// engine.ErrUnavailable.
+// round trips, and one that finds everything counted one. A state changed
+// by another node between read and write is read again, up to
+// Options.MaxAttempts times (then ErrContended). The call takes at most
+// Options.WriteTimeout; a Redis failure wraps engine.ErrUnavailable.
 func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 	if rec.TransactionID == "" {
 		return errors.New("record features: decision has no transaction id")
@@ -165,76 +151,57 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// writeOnce makes one attempt at jobs: reads their states and marks in one
+// writeOnce makes one attempt at jobs: reads their states in one
 // pipeline, applies what of the records is not counted yet, and writes the
-// states that changed, with their marks, in another. It returns the jobs
-// left to retry, and appends to corrupt the errors of the states that do
-// not decode, whose jobs it drops.
+// states that changed in another. It returns the jobs left to retry, and
+// appends to corrupt the errors of the states that do not decode, whose
+// jobs it drops.
 func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error) (left []*job, _ []error, err error) {
 	pipe := s.client.Pipeline()
 	gets := make([]*redis.StringCmd, len(jobs))
-	marks := make([][]*redis.StringCmd, len(jobs))
 	for i, j := range jobs {
 		gets[i] = pipe.Get(ctx, j.skey)
-		marks[i] = make([]*redis.StringCmd, len(j.recs))
-		for r, rec := range j.recs {
-			marks[i][r] = pipe.Get(ctx, s.markKey(j.key, rec.TransactionID))
-		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 
 	type cas struct {
 		j    *job
-		keys []string
 		args []any
 	}
+	now := s.opts.Now()
 	writes := make([]cas, 0, len(jobs))
 	for i, j := range jobs {
-		v, err := gets[i].Bytes()
-		var version uint64
-		var state []byte
+		raw, err := gets[i].Bytes()
+		var val value
 		var read any = "" // no state yet
 		switch {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
 			return nil, corrupt, failed(parent, "read feature state", err)
 		default:
-			if version, state, err = splitState(v); err != nil {
+			if val, err = decodeValue(raw); err != nil {
 				corrupt = append(corrupt, err)
 				continue
 			}
-			read = v[:versionLen]
+			read = raw[:versionLen]
 		}
 		// Keep the records with something left to count, and what of
 		// each is counted already.
 		var recs []*engine.Record
-		var counted []int
-		var seen []string
-		for r, rec := range j.recs {
-			m, err := marks[i][r].Result()
-			n := features.NotCounted
-			switch {
-			case errors.Is(err, redis.Nil):
-				m = ""
-			case err != nil:
-				return nil, corrupt, failed(parent, "read transaction mark", err)
-			default:
-				if n, err = strconv.Atoi(m); err != nil || n < 0 {
-					return nil, corrupt, fmt.Errorf("transaction mark %q: %w", m, errCorrupt)
-				}
-			}
+		var counts []int
+		for _, rec := range j.recs {
+			n := countedBefore(&val, rec, j.rebuild)
 			if n >= len(rec.Labels) {
 				continue // counted, with every label it has
 			}
 			recs = append(recs, rec)
-			counted = append(counted, n)
-			seen = append(seen, m)
+			counts = append(counts, n)
 		}
 		j.recs = recs
 		if len(recs) == 0 {
 			continue
 		}
-		next, changed, err := l.c.ApplyCounted(j.key, state, recs, counted)
+		next, changed, err := l.c.ApplyCounted(j.key, val.state, recs, counts)
 		if errors.Is(err, engine.ErrCorrupt) {
 			corrupt = append(corrupt, err)
 			continue
@@ -245,18 +212,17 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 		if !changed {
 			continue // no feature counts these records: nothing to write
 		}
-		val := binary.BigEndian.AppendUint64(make([]byte, 0, versionLen+len(next)), version+1)
-		val = append(val, next...)
-		ttl := strconv.FormatInt((l.keep[j.key.Group] + s.opts.Margin).Milliseconds(), 10)
-		keys := make([]string, 0, 1+len(recs))
-		keys = append(keys, j.skey)
-		args := make([]any, 0, 4+2*len(recs))
-		args = append(args, read, val, ttl, ttl)
-		for r, rec := range recs {
-			keys = append(keys, s.markKey(j.key, rec.TransactionID))
-			args = append(args, seen[r], strconv.Itoa(len(rec.Labels)))
+		val.state = next
+		for _, rec := range recs {
+			val.note(txHash(rec.TransactionID), len(rec.Labels), now)
 		}
-		writes = append(writes, cas{j: j, keys: keys, args: args})
+		val.trim(now)
+		if j.rebuild {
+			val.rebuilt = max(val.rebuilt, j.through)
+		}
+		ttl := strconv.FormatInt((l.keep[j.key.Group] + s.opts.Margin).Milliseconds(), 10)
+		enc := val.encode(make([]byte, 0, versionLen+16+len(val.ring)*16+len(next)))
+		writes = append(writes, cas{j: j, args: []any{read, enc, ttl}})
 	}
 	if len(writes) == 0 {
 		return nil, corrupt, nil
@@ -270,14 +236,18 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 		_, _ = pipe.Exec(ctx)
 		return cmds
 	}
-	cmds := run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.EvalSha(ctx, p, w.keys, w.args...) })
+	cmds := run(func(p redis.Pipeliner, w cas) *redis.Cmd {
+		return casScript.EvalSha(ctx, p, []string{w.j.skey}, w.args...)
+	})
 	for _, c := range cmds {
 		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			// A server that has not seen the script (new, restarted or
 			// failed over) takes it whole. A write that went through
-			// with the first try is refused now (its marks changed) and
-			// read again.
-			cmds = run(func(p redis.Pipeliner, w cas) *redis.Cmd { return casScript.Eval(ctx, p, w.keys, w.args...) })
+			// with the first try is refused now (its version changed)
+			// and read again.
+			cmds = run(func(p redis.Pipeliner, w cas) *redis.Cmd {
+				return casScript.Eval(ctx, p, []string{w.j.skey}, w.args...)
+			})
 			break
 		}
 	}
@@ -295,4 +265,29 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 		}
 	}
 	return left, corrupt, nil
+}
+
+// countedBefore returns how many labels rec had when val counted it, or
+// features.NotCounted. The ring answers for the transactions it holds.
+// For one it does not hold:
+//   - a Rebuild's record at or below the state's rebuilt sequence number
+//     was counted by a Rebuild, whole;
+//   - on the live path, a labelled record whose state's ring dropped
+//     entries is taken as counted before its newest label: it is a label
+//     recorded long after its decision, which AddLabel records once per
+//     label. Counting it whole would count the decision twice;
+//   - anything else was not counted.
+func countedBefore(val *value, rec *engine.Record, rebuild bool) int {
+	if c, ok := val.find(txHash(rec.TransactionID)); ok {
+		return c.labels
+	}
+	switch {
+	case rebuild:
+		if rec.Seq != 0 && rec.Seq <= val.rebuilt {
+			return len(rec.Labels)
+		}
+	case val.flags&flagDropped != 0 && len(rec.Labels) > 0:
+		return len(rec.Labels) - 1
+	}
+	return features.NotCounted
 }

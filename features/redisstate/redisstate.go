@@ -10,22 +10,62 @@
 //
 // # Keys
 //
-// Every key starts with Options.Prefix. The keys of one entity share the
-// hash tag {prefix:key}, where key is the features.StateKey text (the
-// group's definition hash, the entity spec and its values), so a script
-// that touches them is legal on Redis Cluster:
+// Every key starts with Options.Prefix. The key of an entity's state has
+// the hash tag {prefix:key}, where key is the features.StateKey text (the
+// group's definition hash, the entity spec and its values), so every key
+// a script touches is legal on Redis Cluster:
 //
-//	{prefix:key}:s           the entity's state: 8-byte big-endian version, then the Calculator's encoding
-//	{prefix:key}:t:<tx id>   a transaction counted into that state: how many labels it had then, in decimal
-//	{prefix}:built           hash: group ID -> unix time its rebuild finished
+//	{prefix:key}:s   the entity's state (below)
+//	{prefix}:built   hash: group ID -> unix time its rebuild finished
 //
 // A state lives for the longest window of its group plus Options.Margin
-// after its last write, a transaction mark as long, so Redis stays
-// bounded without a sweeper. Marks are most of the keys: one per decision
-// and group, each about 150 bytes with Redis's own overhead, kept for the
-// group's longest window. Redis must not evict keys under memory pressure
-// (maxmemory-policy noeviction): an evicted state would read as fewer
-// events, an evicted mark would let a retry count twice, silently.
+// after its last write, so Redis stays bounded without a sweeper: one key
+// per entity and group, whatever the number of decisions. Redis must not
+// evict keys under memory pressure (maxmemory-policy noeviction): an
+// evicted state would read as fewer events, silently.
+//
+// A state's value is an 8-byte header (a format byte, then a 7-byte
+// version that every write increments), the counted transactions below,
+// and the window encoding of features.Calculator. Values written before
+// the format byte existed (format 0: no counted transactions) still
+// decode; they read as a ring that dropped its entries.
+//
+// # Counted transactions
+//
+// Record is idempotent per transaction id, and a label's late effect is
+// counted once, because each state remembers what it counted: a ring of
+// the transactions counted into it most recently, each as a 64-bit hash
+// of its id, how many labels it had then, and when it was counted. The
+// ring keeps the last 64 transactions counted within 24 hours; older ones
+// are dropped at the next write. A write reads the state, leaves out what
+// the ring says is counted, and writes the new state and ring if the
+// header is still what it read; otherwise it reads again. So a repeated
+// Record costs one read, and there are no keys per transaction.
+//
+// What the ring has dropped it cannot vouch for. Beyond the bounds:
+//
+//   - a retry of a decision that arrives after more than 64 later
+//     decisions of the same entity, or more than 24 hours after it was
+//     counted, is counted again into that entity's state. On a hot entity
+//     (a merchant taking hundreds of payments a second) 64 decisions may
+//     be well under a second of traffic;
+//   - a decision recorded again with labels (a label added, see Record)
+//     that its state's ring no longer holds is taken as counted with all
+//     but its newest label, so only that label's late effect is counted:
+//     right for a label, which is recorded once per label, however late.
+//     A retry of a labelled decision beyond the bounds counts its newest
+//     label's effect again; a label recorded while a Rebuild builds the
+//     state, before the rebuild reaches the decision, leaves the decision
+//     itself uncounted in that state;
+//   - a Rebuild keeps in each state the highest decision sequence number
+//     it counted into it, and skips the decisions at or below it, so a
+//     Rebuild resumed or run on two nodes counts each decision once
+//     however many the entity has. A decision recorded live while a
+//     Rebuild runs is skipped by the Rebuild only while its entity's ring
+//     still holds it: more than 64 live decisions on one entity before
+//     the scan reaches them count the first ones twice.
+//
+// Record and Rebuild never count twice a transaction the ring holds.
 //
 // # Definition changes
 //
@@ -87,10 +127,11 @@ type Options struct {
 	WriteTimeout time.Duration
 	// MaxAttempts bounds the optimistic retries of one write.
 	MaxAttempts int
-	// Margin is added to the lifetime of states and transaction marks.
+	// Margin is added to the lifetime of states.
 	Margin time.Duration
 	// Now is the clock (Rebuild skips decisions older than the longest
-	// window before it); nil means time.Now.
+	// window before it; a state forgets the transactions it counted 24
+	// hours before it); nil means time.Now.
 	Now func() time.Time
 	// Log receives what Record cannot return; nil discards.
 	Log *slog.Logger
@@ -204,19 +245,15 @@ type live struct {
 // until the first such read.
 func (s *Store) Ready() bool { return s.ready.Load() }
 
-// stateKey and markKey name an entity's keys (see the package doc).
+// stateKey names an entity's state (see the package doc).
 func (s *Store) stateKey(k features.StateKey) string {
 	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:s"
 }
 
-func (s *Store) markKey(k features.StateKey, txID string) string {
-	return "{" + s.opts.Prefix + ":" + escapeTag(k.Key) + "}:t:" + txID
-}
-
 // tagEscaper writes braces in entity values so that they cannot end a
 // hash tag early: then every key names its entity unambiguously (no
-// entity value and transaction id can spell another entity's key) and
-// entities spread over the cluster's slots by their whole value.
+// entity value can spell another entity's key) and entities spread over
+// the cluster's slots by their whole value.
 var tagEscaper = strings.NewReplacer(`\`, `\\`, "{", `\(`, "}", `\)`)
 
 func escapeTag(s string) string {

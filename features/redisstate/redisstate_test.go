@@ -116,12 +116,22 @@ func testConcurrentRecords(t *testing.T, addrs ...string) {
 				t.Errorf("node %d: card_n = %v, want 250", i, v.Value)
 			}
 		}
-		// A retry long after, on another node, still counts nothing.
-		if err := ns[2].Record(ctx, record(pay(0), engine.Allow)); err != nil {
+		// A retry on another node, within the card's last 64 decisions,
+		// still counts nothing.
+		if err := ns[2].Record(ctx, record(pay(200), engine.Allow)); err != nil {
 			t.Fatal(err)
 		}
 		if v := value(t, ns[1], probe, "card_n"); v.Value != 250 {
-			t.Errorf("after a late retry: card_n = %v, want 250", v.Value)
+			t.Errorf("after a retry: card_n = %v, want 250", v.Value)
+		}
+		// One behind more than 64 later decisions of the card is counted
+		// again, as the package doc says: the card's state no longer
+		// remembers it.
+		if err := ns[2].Record(ctx, record(pay(0), engine.Allow)); err != nil {
+			t.Fatal(err)
+		}
+		if v := value(t, ns[1], probe, "card_n"); v.Value != 251 {
+			t.Errorf("after a retry beyond the ring: card_n = %v, want 251", v.Value)
 		}
 		acct := engine.Payment{OccurredAt: probe.OccurredAt, Account: engine.Account{ID: "acc_3"}}
 		if v := value(t, ns[0], acct, "acct_n"); v.Value != 36 { // 3, 10, ..., 248 within 0..249
@@ -327,7 +337,7 @@ func testBraces(t *testing.T, addrs ...string) {
 		for n := range i + 1 {
 			p := engine.Payment{TransactionID: fmt.Sprintf("tx_%d", n), OccurredAt: now, Card: engine.Card{Fingerprint: card}}
 			if i == 0 {
-				p.TransactionID = "tx_b}:s" // its mark would spell card 1's state key
+				p.TransactionID = "tx_b}:s" // once spelt card 1's state key in a mark key; kept as a case
 			}
 			if err := s.Record(ctx, record(p, engine.Allow)); err != nil {
 				t.Fatalf("record on %q: %v", card, err)
