@@ -165,8 +165,12 @@ type Store struct {
 	// stripes serialise this node's writes to one entity, so optimistic
 	// retries race the other nodes only, not this node's own goroutines.
 	// Each is a one-slot semaphore, so a writer waiting behind a slow
-	// Redis gives up with its context.
-	stripes  [64]chan struct{}
+	// Redis gives up with its context. A decision takes one stripe per
+	// entity group (six with the sample features) for two round trips:
+	// with 64 stripes concurrent decisions of unrelated entities queued
+	// behind each other (a fifth of the feature updates timed out at
+	// 1,000/s in .ci/perf-cluster); 4,096 make that rare.
+	stripes  [4096]chan struct{}
 	builtKey string
 }
 
