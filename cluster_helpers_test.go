@@ -88,7 +88,15 @@ func dropRedisPrefix(t *testing.T, addr, prefix string) {
 // node starts one engine node of the cluster.
 func (e *clusterEnv) node(extra ...string) *proc {
 	e.t.Helper()
-	return startServer(e.t, e.bin, e.t.TempDir(), append(append([]string{}, e.flags...), extra...)...)
+	return startServer(e.t, e.bin, e.t.TempDir(), append(e.serveFlags(), extra...)...)
+}
+
+// serveFlags are the flags of a node: the cluster's, and a generous
+// decision budget — the tests compare exact values, and a busy CI machine
+// must not turn a slow Redis read into a degraded decision
+// (TestClusterFaults cuts the servers instead).
+func (e *clusterEnv) serveFlags() []string {
+	return append(append([]string{}, e.flags...), "--budget", "5s")
 }
 
 // nodes starts n nodes.
@@ -309,7 +317,7 @@ func (e *clusterEnv) proxiedFlags() (flags []string, pg, rd *proxy) {
 	}
 	pg, rd = newProxy(e.t, u.Host), newProxy(e.t, e.redis)
 	u.Host = pg.addr()
-	return []string{"--postgres", u.String(), "--redis", "redis://" + rd.addr() + "/0", "--redis-prefix", e.prefix}, pg, rd
+	return []string{"--postgres", u.String(), "--redis", "redis://" + rd.addr() + "/0", "--redis-prefix", e.prefix, "--budget", "5s"}, pg, rd
 }
 
 // txSeq numbers the transactions of polling loops.

@@ -132,12 +132,21 @@ func (v *Versions) List() ([]Version, error) {
 // under one lock so versions go live in number order. Nothing is stored
 // when compilation fails.
 func (v *Versions) Publish(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set)) (Version, error) {
+	return v.publish(spec, env, author, comment, live, -1)
+}
+
+// publish is Publish; with base >= 0 it publishes only over version base
+// (0: none yet) and is otherwise an engine.ErrConflict.
+func (v *Versions) publish(spec rules.Spec, env rules.Env, author, comment string, live func(*rules.Set), base int64) (Version, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	ctx := context.Background()
 	last, err := v.latestNumber(ctx)
 	if err != nil {
 		return Version{}, err
+	}
+	if base >= 0 && last != base {
+		return Version{}, fmt.Errorf("version %d was published meanwhile: %w", last, engine.ErrConflict)
 	}
 	next := last + 1
 	set, err := rules.Compile(spec, env, next)

@@ -96,7 +96,9 @@ func (v *Versions) publishIfChanged(spec rules.Spec, env rules.Env, author, comm
 		}
 		return latest, false, nil
 	}
-	ver, err := v.Publish(spec, env, author, comment, live)
+	// Over the version compared with only: a node that published the same
+	// file meanwhile makes this a conflict, and the caller looks again.
+	ver, err := v.publish(spec, env, author, comment, live, latest.Number)
 	return ver, err == nil, err
 }
 

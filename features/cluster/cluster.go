@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
@@ -69,9 +70,23 @@ type Store struct {
 	cancel   context.CancelFunc
 
 	// recordFailures counts decisions stored in PostgreSQL whose feature
-	// update did not reach Redis (repaired by a retry or a rebuild).
+	// update did not reach Redis at once; repairs holds them for the
+	// repairer, which retries them in the background. repairLost counts
+	// those the repairer could not take (its queue full) or gave up on:
+	// only a rebuild recounts them.
 	recordFailures atomic.Int64
+	repairLost     atomic.Int64
+	repairs        chan *engine.Record
+	repairing      sync.WaitGroup
 }
+
+// Repairs of feature updates that failed.
+const (
+	// repairQueue bounds the decisions waiting for a retried update.
+	repairQueue = 10_000
+	// repairFor is how long the repairer keeps retrying one decision.
+	repairFor = 10 * time.Minute
+)
 
 var (
 	_ engine.DecisionStore  = (*Store)(nil)
@@ -89,7 +104,10 @@ func New(log DecisionLog, state FeatureState, db kv.DB, lg *slog.Logger) *Store 
 		lg = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Store{log: log, state: state, db: db, lg: lg, ctx: ctx, cancel: cancel}
+	s := &Store{log: log, state: state, db: db, lg: lg, ctx: ctx, cancel: cancel, repairs: make(chan *engine.Record, repairQueue)}
+	s.repairing.Add(1)
+	go s.repair()
+	return s
 }
 
 // Commit stores rec in the decision log and then counts it into the feature
@@ -114,12 +132,64 @@ func (s *Store) Commit(ctx context.Context, rec *engine.Record) error {
 }
 
 func (s *Store) record(ctx context.Context, rec *engine.Record) {
-	if err := s.state.Record(ctx, rec); err != nil {
-		s.recordFailures.Add(1)
-		s.lg.Error("count decision into the feature state; a retry or `risk cluster rebuild-features` repairs it",
+	err := s.state.Record(ctx, rec)
+	if err == nil {
+		return
+	}
+	s.recordFailures.Add(1)
+	select {
+	case s.repairs <- rec:
+		s.lg.Warn("count decision into the feature state: failed, retrying in the background",
+			"decision_id", rec.ID, "transaction_id", rec.TransactionID, "err", err)
+	default:
+		s.repairLost.Add(1)
+		s.lg.Error("count decision into the feature state: failed and the repair queue is full; `risk cluster rebuild-features` recounts it",
 			"decision_id", rec.ID, "transaction_id", rec.TransactionID, "err", err)
 	}
 }
+
+// repair retries the feature updates that failed, oldest first, with a
+// growing pause, until each succeeds or repairFor has passed. The state
+// counts a transaction once, so a retry that raced a successful one, or a
+// gateway's retry, changes nothing.
+func (s *Store) repair() {
+	defer s.repairing.Done()
+	for {
+		var rec *engine.Record
+		select {
+		case <-s.ctx.Done():
+			return
+		case rec = <-s.repairs:
+		}
+		deadline := time.Now().Add(repairFor)
+		for pause := 50 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			err := s.state.Record(ctx, rec)
+			cancel()
+			if err == nil {
+				break
+			}
+			if s.ctx.Err() != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				s.repairLost.Add(1)
+				s.lg.Error("count decision into the feature state: gave up; `risk cluster rebuild-features` recounts it",
+					"decision_id", rec.ID, "transaction_id", rec.TransactionID, "err", err)
+				break
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
+	}
+}
+
+// RepairsLost is how many stored decisions this node could not count into
+// the feature state even in the background: a rebuild recounts them.
+func (s *Store) RepairsLost() int64 { return s.repairLost.Load() }
 
 // RecordFailures is how many stored decisions were not counted into the
 // feature state by this node.
@@ -311,8 +381,14 @@ func (s *Store) Status(feature string) (features.BackfillStatus, bool) {
 // Ready reports whether the feature state is built.
 func (s *Store) Ready() bool { return s.state.Ready() }
 
-// Close stops a running rebuild and waits for it.
+// Close stops a running rebuild and the repairer and waits for them.
+// Repairs still queued are dropped: a rebuild recounts them.
 func (s *Store) Close() {
 	s.cancel()
 	s.rebuilds.Wait()
+	s.repairing.Wait()
+	if n := len(s.repairs); n > 0 {
+		s.repairLost.Add(int64(n))
+		s.lg.Warn("stopped with feature updates still to repair; `risk cluster rebuild-features` recounts them", "decisions", n)
+	}
 }
