@@ -100,22 +100,30 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 		}
 		return nil
 	}
-	err = history.ScanRecords(ctx, 1, func(rec *engine.Record) error {
-		done++
-		if rec.TransactionID == "" || rec.Payment.OccurredAt.Before(oldest) {
+	var last uint64 // the highest sequence number scanned
+	scan := func(from uint64) error {
+		err := history.ScanRecords(ctx, from, func(rec *engine.Record) error {
+			done++
+			last = max(last, rec.Seq)
+			if rec.TransactionID == "" || rec.Payment.OccurredAt.Before(oldest) {
+				return nil
+			}
+			batch = append(batch, rec)
+			if len(batch) == rebuildBatch {
+				return flush()
+			}
 			return nil
+		})
+		if err == nil {
+			err = flush()
 		}
-		batch = append(batch, rec)
-		if len(batch) == rebuildBatch {
-			return flush()
+		if err != nil {
+			return fmt.Errorf("rebuild feature state: %w", err)
 		}
 		return nil
-	})
-	if err == nil {
-		err = flush()
 	}
-	if err != nil {
-		return fmt.Errorf("rebuild feature state: %w", err)
+	if err := scan(1); err != nil {
+		return err
 	}
 
 	marks := make([]any, 0, 2*len(pend))
@@ -126,6 +134,12 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 	defer cancel()
 	if err := s.client.HSet(wctx, s.builtKey, marks...).Err(); err != nil {
 		return fmt.Errorf("rebuild feature state: %w", failed(ctx, "mark built", err))
+	}
+	// Live writes skipped these groups until now: count what was
+	// committed after the scan passed. What live writes count from here on
+	// and this pass meets too is in the entity's ring, counted once.
+	if err := scan(last + 1); err != nil {
+		return err
 	}
 	if _, err := s.pending(ctx, l); err != nil {
 		return fmt.Errorf("rebuild feature state: %w", err)

@@ -162,7 +162,19 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 	for i, j := range jobs {
 		gets[i] = pipe.Get(ctx, j.skey)
 	}
+	// A live write leaves a group that is not built to the rebuild that
+	// builds it (it counts the whole log, and catches up after marking the
+	// group built): counting it live too could count a decision twice once
+	// the entity's ring has forgotten it.
+	var built *redis.SliceCmd
+	if len(l.ids) > 0 && !jobs[0].rebuild {
+		built = pipe.HMGet(ctx, s.builtKey, l.ids...)
+	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
+	isBuilt, err := s.builtFlags(parent, l, built)
+	if err != nil {
+		return nil, corrupt, err
+	}
 
 	type cas struct {
 		j    *job
@@ -171,6 +183,9 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 	now := s.opts.Now()
 	writes := make([]cas, 0, len(jobs))
 	for i, j := range jobs {
+		if built != nil && !isBuilt[j.key.Group] {
+			continue
+		}
 		raw, err := gets[i].Bytes()
 		var val value
 		var read any = "" // no state yet
