@@ -3,6 +3,7 @@ package redisstate
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -65,6 +66,9 @@ func (s *Store) Features(ctx context.Context, p *engine.Payment, dst []engine.Fe
 	dst, err := l.c.Values(p, keys, states, dst)
 	vals := dst[base:]
 	ready, berr := s.builtFlags(ctx, l, built)
+	if ioErr == nil && berr == nil && len(corrupt) == 0 {
+		s.keep(l, p, keys, gets, ready, states)
+	}
 	if berr != nil && ioErr == nil {
 		ioErr = berr
 	}
@@ -151,12 +155,41 @@ func (s *Store) Empty(ctx context.Context) (bool, error) {
 	return len(idx) > 0, err
 }
 
+// keep stashes what Features read for p, for its Spent and Record.
+func (s *Store) keep(l *live, p *engine.Payment, keys []features.StateKey, gets []*redis.StringCmd, built []bool, states [][]byte) {
+	if p.TransactionID == "" {
+		return
+	}
+	r := &read{l: l, p: *p, keys: slices.Clone(keys), raws: make([][]byte, len(keys)), built: built}
+	for i, g := range gets {
+		if v, err := g.Bytes(); err == nil {
+			r.raws[i] = v // go-redis hands over its own copy
+		}
+	}
+	if k, ok := l.c.SpentKey(p); ok {
+		for i, x := range keys {
+			if x == k {
+				if v, err := l.c.Spent(p, states[i]); err == nil {
+					r.spent, r.spentOK = v, true
+				}
+				break
+			}
+		}
+	}
+	s.stash.Add(p.TransactionID, r)
+}
+
 // Spent returns what p's limits entity spent over the 24 hours before
 // p.OccurredAt, in minor units of the limits' base currency (see
-// features.Calculator.Spent), in one read. It is 0 without
-// Options.LimitsEntity or when p lacks the entity.
+// features.Calculator.Spent), in one read — none when the decision's
+// Features just read it. It is 0 without Options.LimitsEntity or when p
+// lacks the entity.
 func (s *Store) Spent(ctx context.Context, p *engine.Payment) (float64, error) {
-	c := s.live.Load().c
+	l := s.live.Load()
+	if r, ok := s.stashed(l, p); ok && r.spentOK {
+		return r.spent, nil
+	}
+	c := l.c
 	k, ok := c.SpentKey(p)
 	if !ok {
 		return 0, nil

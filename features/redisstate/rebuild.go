@@ -85,7 +85,7 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 		batch = batch[:0]
 		wctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
 		defer cancel()
-		corrupt, err := s.write(wctx, ctx, l, jobs)
+		corrupt, err := s.write(wctx, ctx, l, jobs, nil)
 		if err != nil {
 			return err
 		}

@@ -105,7 +105,9 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 			return fmt.Errorf("record features of %s: %w", rec.TransactionID, failed(ctx, "wait for this node's other writes", wctx.Err()))
 		}
 	}
-	if corrupt, err := s.write(wctx, ctx, l, jobs); err != nil || len(corrupt) > 0 {
+	first, _ := s.stashed(l, &rec.Payment)
+	s.stash.Remove(rec.TransactionID)
+	if corrupt, err := s.write(wctx, ctx, l, jobs, first); err != nil || len(corrupt) > 0 {
 		return fmt.Errorf("record features of %s: %w", rec.TransactionID, errors.Join(append(corrupt, err)...))
 	}
 	return nil
@@ -120,7 +122,11 @@ func (s *Store) Record(ctx context.Context, rec *engine.Record) error {
 // the group's Keep plus Options.Margin after its last good write. Its
 // error is returned in corrupt, once the other states are written; err is
 // any other failure.
-func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) (corrupt []error, err error) {
+//
+// first, when not nil, is what the decision's Features read: the first
+// attempt starts from it instead of reading again (a state changed since
+// fails the compare-and-set and is read on the next attempt).
+func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job, first *read) (corrupt []error, err error) {
 	for attempt := 1; len(jobs) > 0; attempt++ {
 		if attempt > s.opts.MaxAttempts {
 			return corrupt, fmt.Errorf("%d entities after %d attempts: %w", len(jobs), s.opts.MaxAttempts, ErrContended)
@@ -130,7 +136,9 @@ func (s *Store) write(ctx, parent context.Context, l *live, jobs []*job) (corrup
 				return corrupt, failed(parent, "write feature state", err)
 			}
 		}
-		if jobs, corrupt, err = s.writeOnce(ctx, parent, l, jobs, corrupt); err != nil {
+		jobs, corrupt, err = s.writeOnce(ctx, parent, l, jobs, corrupt, first)
+		first = nil
+		if err != nil {
 			return corrupt, err
 		}
 	}
@@ -156,7 +164,10 @@ func backoff(ctx context.Context, attempt int) error {
 // states that changed in another. It returns the jobs left to retry, and
 // appends to corrupt the errors of the states that do not decode, whose
 // jobs it drops.
-func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error) (left []*job, _ []error, err error) {
+func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, corrupt []error, first *read) (left []*job, _ []error, err error) {
+	if raws, ok := first.reuse(jobs); ok {
+		return s.apply(ctx, parent, l, jobs, corrupt, raws, nil)
+	}
 	pipe := s.client.Pipeline()
 	gets := make([]*redis.StringCmd, len(jobs))
 	for i, j := range jobs {
@@ -175,7 +186,26 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 	if err != nil {
 		return nil, corrupt, err
 	}
+	raws := make([][]byte, len(jobs))
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
+		if built != nil && !isBuilt[j.key.Group] {
+			errs[i] = errNotBuilt
+			continue
+		}
+		raws[i], errs[i] = gets[i].Bytes()
+	}
+	return s.apply(ctx, parent, l, jobs, corrupt, raws, errs)
+}
 
+// errNotBuilt marks a job whose group is not built: apply skips it.
+var errNotBuilt = errors.New("group not built")
+
+// apply counts the jobs' records into the states read (raws; errs[i]
+// is the read's error, redis.Nil or a nil raw for no state, errNotBuilt
+// to skip the job) and writes the states that changed in one pipeline of
+// compare-and-set scripts. It returns the jobs left to retry.
+func (s *Store) apply(ctx, parent context.Context, l *live, jobs []*job, corrupt []error, raws [][]byte, errs []error) (left []*job, _ []error, err error) {
 	type cas struct {
 		j    *job
 		args []any
@@ -183,10 +213,17 @@ func (s *Store) writeOnce(ctx, parent context.Context, l *live, jobs []*job, cor
 	now := s.opts.Now()
 	writes := make([]cas, 0, len(jobs))
 	for i, j := range jobs {
-		if built != nil && !isBuilt[j.key.Group] {
+		raw := raws[i]
+		var err error
+		if errs != nil {
+			err = errs[i]
+		}
+		if err == nil && raw == nil {
+			err = redis.Nil
+		}
+		if errors.Is(err, errNotBuilt) {
 			continue
 		}
-		raw, err := gets[i].Bytes()
 		var val value
 		var read any = "" // no state yet
 		switch {

@@ -81,6 +81,7 @@ package redisstate
 import (
 	"context"
 	"fmt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -172,6 +173,8 @@ type Store struct {
 	// 1,000/s in .ci/perf-cluster); 4,096 make that rare.
 	stripes  [4096]chan struct{}
 	builtKey string
+	// stash keeps each decision's read from Features to its Record.
+	stash *lru.Cache[string, *read]
 }
 
 var _ engine.FeatureSource = (*Store)(nil)
@@ -201,7 +204,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{client: client, opts: opts, builtKey: "{" + opts.Prefix + "}:built"}
+	s := &Store{client: client, opts: opts, builtKey: "{" + opts.Prefix + "}:built", stash: newStash()}
 	for i := range s.stripes {
 		s.stripes[i] = make(chan struct{}, 1)
 	}

@@ -219,6 +219,47 @@ func TestRoundTrips(t *testing.T) {
 	}
 }
 
+// TestDecisionRoundTrips: a decision as the engine makes it — features,
+// then limits' daily spend, then the record of the same payment — costs
+// two round trips: the read, and the compare-and-set, which starts from
+// what the features read.
+func TestDecisionRoundTrips(t *testing.T) {
+	c, rt := newClient(t)
+	s := newState(t, c, newPrefix(t, c), mixedDefs)
+	built(t, s)
+	ctx := context.Background()
+	// Load the script, as any first write on a new server does.
+	if err := s.Record(ctx, record(engine.Payment{TransactionID: "tx_warm", OccurredAt: time.Now(), Card: engine.Card{Fingerprint: "g"}}, engine.Allow)); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range []int64{2, 2, 2} {
+		p := engine.Payment{TransactionID: fmt.Sprintf("tx_d%d", i), OccurredAt: time.Now(), Amount: 100, Currency: "USD",
+			Account: engine.Account{ID: "a"}, Card: engine.Card{Fingerprint: "f"}, Merchant: engine.Merchant{ID: "m"}, Device: engine.Device{ID: "d"}}
+		rec := record(p, engine.Allow)
+		before := rt.n.Load()
+		vals, err := s.Features(ctx, &rec.Payment, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spent, err := s.Spent(ctx, &rec.Payment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Record(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := rt.n.Load() - before; got != n {
+			t.Errorf("decision %d: %d round trips, want %d", i, got, n)
+		}
+		if want := float64(100 * i); spent != want {
+			t.Errorf("decision %d: spent %v, want %v (the earlier decisions)", i, spent, want)
+		}
+		if len(vals) == 0 {
+			t.Fatal("no feature values")
+		}
+	}
+}
+
 func TestRedisDown(t *testing.T) {
 	for _, tt := range []struct {
 		name string
