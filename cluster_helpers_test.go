@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/riskengine/risk/features/postgres/pgtest"
+	"github.com/riskengine/risk/features/redisstate/redistest"
 )
 
 // clusterEnv is one test's cluster: its own PostgreSQL schema and Redis
@@ -33,31 +33,13 @@ type clusterEnv struct {
 	prefix string
 }
 
-// testRedisAddr is the Redis the cluster tests use.
-func testRedisAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("RISK_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis at %s unreachable (CI=true): %v", addr, err)
-		}
-		t.Skipf("redis at %s unreachable, skipping the cluster tests (set RISK_TEST_REDIS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
-
 // newClusterEnv prepares a schema and a prefix, removed when t ends, and
 // builds the binary the nodes run.
 func newClusterEnv(t *testing.T, bin string) *clusterEnv {
 	t.Helper()
 	url := pgtest.URL(t)
 	schema := pgtest.Schema(t, url)
-	addr := testRedisAddr(t)
+	addr := redistest.Addr(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	prefix := "t" + hex.EncodeToString(b[:])
@@ -72,16 +54,8 @@ func newClusterEnv(t *testing.T, bin string) *clusterEnv {
 func dropRedisPrefix(t *testing.T, addr, prefix string) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, pat := range []string{prefix + "*", "{" + prefix + "*"} {
-		iter := c.Scan(ctx, 0, pat, 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("clean redis prefix %s: %v", prefix, err)
-		}
+	if err := redistest.DeleteKeys(c, prefix); err != nil {
+		t.Errorf("clean redis prefix %s: %v", prefix, err)
 	}
 }
 

@@ -72,9 +72,9 @@ type Audit struct {
 	db  kv.DB
 	now func() time.Time
 
-	mu     sync.Mutex
-	last   int64
-	loaded bool
+	// mu serialises this process's appends, so they rarely conflict;
+	// several nodes of a cluster are kept apart by the write's transaction.
+	mu sync.Mutex
 }
 
 // NewAudit returns the audit trail kept in db. now is the clock; nil means

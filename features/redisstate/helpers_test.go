@@ -19,6 +19,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/redisstate"
+	"github.com/riskengine/risk/features/redisstate/redistest"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -28,20 +29,6 @@ func compileFilter(src string) (features.Filter, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// redisAddr is the test Redis: RISK_TEST_REDIS_URL, else the local one.
-func redisAddr(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("RISK_TEST_REDIS_URL")
-	if u == "" {
-		return "127.0.0.1:6379"
-	}
-	o, err := redis.ParseURL(u)
-	if err != nil {
-		tb.Fatalf("RISK_TEST_REDIS_URL: %v", err)
-	}
-	return o.Addr
 }
 
 // counter counts the round trips a client makes: one per command sent
@@ -70,7 +57,7 @@ func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 func newClient(tb testing.TB, addrs ...string) (redis.UniversalClient, *counter) {
 	tb.Helper()
 	if len(addrs) == 0 {
-		addrs = []string{redisAddr(tb)}
+		addrs = []string{redistest.Addr(tb)}
 	}
 	opts := redisstate.ClientOptions(addrs...)
 	if len(addrs) > 1 {
@@ -99,25 +86,8 @@ func newPrefix(tb testing.TB, c redis.UniversalClient) string {
 	_, _ = crand.Read(b[:])
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(tb.Name())
 	prefix := "test:" + name + ":" + hex.EncodeToString(b[:])
-	tb.Cleanup(func() { deleteKeys(c, prefix) })
+	tb.Cleanup(func() { _ = redistest.DeleteKeys(c, prefix) })
 	return prefix
-}
-
-func deleteKeys(c redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	del := func(ctx context.Context, c *redis.Client) error {
-		it := c.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
-		for it.Next(ctx) {
-			c.Del(ctx, it.Val())
-		}
-		return it.Err()
-	}
-	switch c := c.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
 }
 
 func newState(tb testing.TB, c redis.UniversalClient, prefix string, defs []features.Definition, opts ...func(*redisstate.Options)) *redisstate.Store {
