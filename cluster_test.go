@@ -129,6 +129,37 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 	})
 	t.Logf("node 2 refused the revoked key after %v", took)
 
+	// A backtest started on node 0 is followed, to its result, on node 2
+	// and listed on node 1: the console and scripts need not keep to one
+	// node.
+	var bt struct {
+		ID     string `json:"id"`
+		State  string `json:"state"`
+		Result *struct {
+			Replayed int64 `json:"replayed"`
+		} `json:"result"`
+	}
+	window := map[string]any{"candidate": map[string]any{"version": ver.Version},
+		"from": at.Add(-time.Hour).Format(time.RFC3339), "to": at.Add(time.Hour).Format(time.RFC3339)}
+	if code := call(t, testAdminKey, http.MethodPost, nodes[0].url+"/admin/backtests", window, &bt); code != http.StatusAccepted {
+		t.Fatalf("start backtest = %d", code)
+	}
+	eventually(t, "node 2 shows the backtest done", 20*time.Second, func() bool {
+		return call(t, testAdminKey, http.MethodGet, nodes[2].url+"/admin/backtests/"+bt.ID, nil, &bt) == http.StatusOK && bt.State == "done"
+	})
+	if bt.Result == nil || bt.Result.Replayed == 0 {
+		t.Errorf("backtest read on node 2 has result %+v, want the replayed decisions", bt.Result)
+	}
+	var list struct {
+		Backtests []struct {
+			ID string `json:"id"`
+		} `json:"backtests"`
+	}
+	if code := call(t, testAdminKey, http.MethodGet, nodes[1].url+"/admin/backtests", nil, &list); code != http.StatusOK ||
+		len(list.Backtests) != 1 || list.Backtests[0].ID != bt.ID {
+		t.Errorf("node 1 lists %+v (%d), want the backtest node 0 ran", list.Backtests, code)
+	}
+
 	if code := call(t, testAdminKey, http.MethodGet, nodes[0].url+"/admin/backup", nil, nil); code != http.StatusNotImplemented {
 		t.Errorf("GET /admin/backup on a cluster node = %d, want 501 (pg_dump backs a cluster up)", code)
 	}

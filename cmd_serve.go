@@ -208,10 +208,11 @@ func wire(ctx context.Context, c config, st *storage, log *slog.Logger) (*app, e
 	}
 	api.Register(srv.Group("/admin"), srv.Require)
 	// Backtests replay the decision log through a candidate rule set; they
-	// run in the background, one at a time, and are stopped before the
-	// store closes.
+	// run in the background, one at a time per node, and are stopped
+	// before the store closes. Their status is kept in the store, so every
+	// node of a cluster answers for them.
 	backtests := backtest.New(backtest.Config{
-		History: st.decisions, Versions: versions, Draft: api.Draft, Log: log,
+		History: st.decisions, Versions: versions, Draft: api.Draft, Log: log, Store: st.kv,
 		Env: func() rules.Env { return rules.Env{Features: featureNames(st.features), Lists: lists} },
 	})
 	backtest.Register(srv.Group("/admin"), srv.Require, backtests)

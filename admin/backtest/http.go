@@ -63,7 +63,11 @@ func (h handlers) create(c echo.Context) error {
 }
 
 func (h handlers) list(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"backtests": h.b.List()})
+	list, err := h.b.List()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"backtests": list})
 }
 
 func (h handlers) get(c echo.Context) error {

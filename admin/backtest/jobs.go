@@ -11,6 +11,7 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/rules"
 )
 
@@ -68,6 +69,18 @@ type Config struct {
 	Now func() time.Time
 	// Log receives failed backtests; nil discards.
 	Log *slog.Logger
+
+	// Store, when set, keeps every backtest's status where other nodes
+	// (and this one after a restart) read it: see shared.go. nil keeps
+	// them in this process's memory only.
+	Store kv.DB
+	// Heartbeat is how often a queued or running backtest's status is
+	// written (DefaultHeartbeat); StaleAfter how long a status may go
+	// unwritten before readers report it failed (DefaultStaleAfter);
+	// KeepFor how long a status is kept (DefaultKeepFor).
+	Heartbeat  time.Duration
+	StaleAfter time.Duration
+	KeepFor    time.Duration
 }
 
 // State is where a backtest is in its life.
@@ -113,10 +126,11 @@ type Progress struct {
 }
 
 // Backtests runs backtests in the background and keeps their status and
-// results in memory: they are lost when the process restarts. It is safe
-// for concurrent use. Close it before closing the History's store.
+// results in memory, and in Config.Store when one is set. It is safe for
+// concurrent use. Close it before closing the History's store.
 type Backtests struct {
-	cfg Config
+	cfg  Config
+	stop context.CancelFunc // ends the heartbeat
 
 	mu      sync.Mutex
 	jobs    map[string]*job
@@ -132,6 +146,7 @@ type job struct {
 	createdBy string
 	createdAt time.Time
 	processed atomic.Int64
+	saveMu    sync.Mutex // one save of the shared status at a time
 
 	// Guarded by Backtests.mu.
 	cancel     context.CancelFunc // set once running
@@ -165,8 +180,28 @@ func New(cfg Config) *Backtests {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Backtests{cfg: cfg, jobs: map[string]*job{}}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.KeepFor <= 0 {
+		cfg.KeepFor = DefaultKeepFor
+	}
+	b := &Backtests{cfg: cfg, jobs: map[string]*job{}, stop: func() {}}
+	if cfg.Store != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		b.stop = stop
+		b.wg.Add(1)
+		go b.heartbeat(ctx)
+	}
+	return b
 }
+
+// failedText is a failed backtest's error for clients: the cause is log
+// text, not client text.
+const failedText = "the backtest failed; the server log has the cause"
 
 // Run replays req synchronously on the calling goroutine, at its normal
 // priority, and returns the result. Start is the background form the API
@@ -196,8 +231,8 @@ func (b *Backtests) Start(ctx context.Context, req Request) (Status, error) {
 	}
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return Status{}, fmt.Errorf("backtests are shutting down: %w", engine.ErrUnavailable)
 	}
 	active := 0
@@ -207,13 +242,19 @@ func (b *Backtests) Start(ctx context.Context, req Request) (Status, error) {
 		}
 	}
 	if active >= b.cfg.MaxActive {
+		b.mu.Unlock()
 		return Status{}, ErrBusy
 	}
 	b.jobs[j.id] = j
 	b.order = append(b.order, j)
 	b.forget()
 	b.dispatch()
-	return j.status(), nil
+	st := j.status()
+	b.mu.Unlock()
+	if b.cfg.Store != nil {
+		b.saveLogged(j)
+	}
+	return st, nil
 }
 
 // dispatch starts queued backtests, in the order they were accepted, while
@@ -241,13 +282,19 @@ func (b *Backtests) run(ctx context.Context, j *job) {
 	if err := lowerPriority(); err != nil {
 		b.cfg.Log.Warn("backtest runs at normal priority", "backtest", j.id, "err", err)
 	}
+	if b.cfg.Store != nil {
+		b.saveLogged(j)
+	}
 	res, err := b.replay(ctx, j.plan, &j.processed)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	j.cancel()
 	b.running--
 	b.finish(j, res, err)
 	b.dispatch()
+	b.mu.Unlock()
+	if b.cfg.Store != nil {
+		b.saveLogged(j)
+	}
 }
 
 // finish records the outcome of a backtest. Called with b.mu held.
@@ -268,38 +315,84 @@ func (b *Backtests) finish(j *job, res *Result, err error) {
 // engine.ErrNotFound.
 func (b *Backtests) Get(id string) (Status, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	j := b.jobs[id]
-	if j == nil {
-		return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
+	var st Status
+	if j != nil {
+		st = j.status()
 	}
-	return j.status(), nil
+	b.mu.Unlock()
+	switch {
+	case j != nil:
+		return st, nil
+	case b.cfg.Store != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		defer cancel()
+		return b.getStored(ctx, id)
+	}
+	return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
 }
+
+// readTimeout bounds a read of the shared status.
+const readTimeout = 5 * time.Second
 
 // List returns the status of every backtest kept, newest first, without
 // results.
-func (b *Backtests) List() []Status {
+//
+// With a Config.Store it lists the newest MaxJobs of every node, this
+// node's own from memory (the freshest); a failed read of the store is an
+// error.
+func (b *Backtests) List() ([]Status, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	out := make([]Status, 0, len(b.order))
 	for i := len(b.order) - 1; i >= 0; i-- {
 		s := b.order[i].status()
 		s.Result = nil
 		out = append(out, s)
 	}
-	return out
+	b.mu.Unlock()
+	if b.cfg.Store == nil {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	stored, err := b.listStored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mergeNewestFirst(out, stored, b.cfg.MaxJobs), nil
 }
 
 // Cancel stops a queued or running backtest and returns its status, now
 // cancelled; a finished backtest is left as it is. An unknown id returns
 // an error wrapping engine.ErrNotFound.
+//
+// With a Config.Store, a backtest another node runs is cancelled there at
+// its next heartbeat; the answer already says cancelled.
 func (b *Backtests) Cancel(id string) (Status, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	j := b.jobs[id]
-	if j == nil {
-		return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
+	var st Status
+	if j != nil {
+		b.cancelLocked(j)
+		st = j.status()
 	}
+	b.mu.Unlock()
+	switch {
+	case j != nil && b.cfg.Store != nil:
+		b.saveLogged(j)
+		return st, nil
+	case j != nil:
+		return st, nil
+	case b.cfg.Store != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		defer cancel()
+		return b.cancelStored(ctx, id)
+	}
+	return Status{}, fmt.Errorf("backtest %q: %w", id, engine.ErrNotFound)
+}
+
+// cancelLocked cancels j if it is queued or running. Called with b.mu held.
+func (b *Backtests) cancelLocked(j *job) {
 	switch j.state {
 	case StateQueued:
 		j.state, j.finishedAt = StateCancelled, b.cfg.Now().UTC()
@@ -307,7 +400,6 @@ func (b *Backtests) Cancel(id string) (Status, error) {
 		j.state = StateCancelled // final once run sees the cancellation
 		j.cancel()
 	}
-	return j.status(), nil
 }
 
 // Close cancels every backtest and waits until they have stopped, or ctx
@@ -315,15 +407,23 @@ func (b *Backtests) Cancel(id string) (Status, error) {
 func (b *Backtests) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
+	var queued []*job
 	for _, j := range b.order {
 		switch j.state {
 		case StateQueued:
 			j.state, j.finishedAt = StateCancelled, b.cfg.Now().UTC()
+			queued = append(queued, j)
 		case StateRunning:
 			j.cancel()
 		}
 	}
 	b.mu.Unlock()
+	b.stop()
+	if b.cfg.Store != nil {
+		for _, j := range queued {
+			b.saveLogged(j)
+		}
+	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
 	select {
@@ -359,7 +459,7 @@ func (j *job) status() Status {
 		Result:   j.result,
 	}
 	if j.err != nil {
-		s.Error = "the backtest failed; the server log has the cause" // the cause is log text, not client text
+		s.Error = failedText
 	}
 	return s
 }

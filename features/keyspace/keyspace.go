@@ -78,6 +78,11 @@ const (
 	Canary             = "cn/state"
 )
 
+// Backtest statuses, shared by every node (package admin/backtest).
+const (
+	Backtest = "bt/"
+)
+
 // Imports into a cluster (package main, `risk cluster import`).
 const (
 	ImportSources = "im/sources"
@@ -140,6 +145,7 @@ func All() []Entry {
 		{Alert, "admin/notify", "alerts"},
 		{AlertSeeded, "admin/notify", "default alert rules stored once"},
 		{Canary, "admin", "the running canary publish"},
+		{Backtest, "admin/backtest", "backtest statuses and results, shared by every node"},
 		{ImportSources, "main", "single-node stores imported into the cluster"},
 	}
 }

@@ -8,7 +8,6 @@ package limits
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -30,9 +29,9 @@ const DefaultTrustCacheEntries = 100_000
 // Keys of the limiter in its kv.DB (stored bytes are unchanged by the move
 // out of package features).
 const (
-	keyPolicy      = keyspace.LimitsPolicy  // the live policy (JSON)
-	prefixOverride = keyspace.LimitOverride // entity -> override (JSON), TTL to expiry
-	prefixTrust    = keyspace.Trust         // entity -> trust state (JSON)
+	keyPolicy      = keyspace.LimitsPolicy  // the live policy (storedPolicy, JSON)
+	prefixOverride = keyspace.LimitOverride // entity -> storedOverride (JSON), TTL to expiry
+	prefixTrust    = keyspace.Trust         // entity -> storedTrustState (JSON)
 	prefixApplied  = keyspace.LabelApplied  // decision id \0 label -> applied marker
 )
 
@@ -162,8 +161,9 @@ func (l *Limiter) Load(ctx context.Context) error {
 	case errors.Is(err, kv.ErrNotFound):
 		err = nil
 	case err == nil:
-		stored = new(Policy)
-		err = json.Unmarshal(v, stored)
+		var p Policy
+		p, err = decodePolicy(v)
+		stored = &p
 	}
 	if err != nil {
 		return fmt.Errorf("load limits policy: %w", err)
@@ -212,9 +212,9 @@ func (l *Limiter) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	data, err := json.Marshal(p)
+	data, err := encodePolicy(p)
 	if err != nil {
-		return Policy{}, fmt.Errorf("encode limits policy: %w", err)
+		return Policy{}, err
 	}
 	if err := kv.Set(ctx, l.db, []byte(keyPolicy), data); err != nil {
 		return Policy{}, fmt.Errorf("store limits policy: %w", err)

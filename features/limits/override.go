@@ -2,7 +2,6 @@ package limits
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -181,9 +180,9 @@ func (l *Limiter) changeOverride(ctx context.Context, entity string, o *Override
 		if o == nil {
 			return txn.Delete(key)
 		}
-		data, err := json.Marshal(o)
+		data, err := encodeOverride(*o)
 		if err != nil {
-			return fmt.Errorf("encode override: %w", err)
+			return err
 		}
 		return txn.SetTTL(key, data, o.ExpiresAt.Sub(now)+time.Hour)
 	})
@@ -204,8 +203,8 @@ func (l *Limiter) loadOverrides(ctx context.Context) error {
 	m := map[string]Override{}
 	err := l.db.View(ctx, func(txn kv.Tx) error {
 		return txn.Scan([]byte(prefixOverride), kv.ScanOptions{}, func(_, v []byte) error {
-			var o Override
-			if err := json.Unmarshal(v, &o); err != nil {
+			o, err := decodeOverride(v)
+			if err != nil {
 				return err
 			}
 			m[o.Entity] = o

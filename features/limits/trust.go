@@ -2,7 +2,6 @@ package limits
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -217,8 +216,8 @@ func (l *Limiter) readState(ctx context.Context, entity string) (trustState, err
 	var st trustState
 	v, err := kv.Get(ctx, l.db, []byte(prefixTrust+entity))
 	if err == nil {
-		if jerr := json.Unmarshal(v, &st); jerr != nil {
-			err = fmt.Errorf("trust state of %s: %w: %w", entity, jerr, engine.ErrCorrupt)
+		if st, err = decodeTrustState(v); err != nil {
+			err = fmt.Errorf("trust state of %s: %w", entity, err)
 		}
 	}
 	if errors.Is(err, kv.ErrNotFound) {
@@ -245,9 +244,9 @@ func writeState(txn kv.Tx, entity string, st *trustState) error {
 	if n := len(st.History); n > MaxTrustHistory {
 		st.History = append([]TrustEvent(nil), st.History[n-MaxTrustHistory:]...)
 	}
-	data, err := json.Marshal(st)
+	data, err := encodeTrustState(st)
 	if err != nil {
-		return fmt.Errorf("encode trust state: %w", err)
+		return err
 	}
 	return txn.Set([]byte(prefixTrust+entity), data)
 }
