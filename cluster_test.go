@@ -160,6 +160,8 @@ func TestClusterChangesReachEveryNode(t *testing.T) {
 		t.Errorf("node 1 lists %+v (%d), want the backtest node 0 ran", list.Backtests, code)
 	}
 
+	checkConsoleAcrossNodes(t, env, nodes)
+
 	if code := call(t, testAdminKey, http.MethodGet, nodes[0].url+"/admin/backup", nil, nil); code != http.StatusNotImplemented {
 		t.Errorf("GET /admin/backup on a cluster node = %d, want 501 (pg_dump backs a cluster up)", code)
 	}

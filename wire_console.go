@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/keyspace"
+	"github.com/riskengine/risk/features/kv"
 	"github.com/riskengine/risk/rules"
 	"github.com/riskengine/risk/server"
 	"github.com/riskengine/risk/server/console"
@@ -15,7 +20,8 @@ import (
 // web console at /console/ (with GET / redirecting to it). The console
 // calls the same HTTP API in-process as the signed-in key, so its roles are
 // the API's (docs/console.md). In dev mode (auth nil) any key signs in as
-// the admin "dev".
+// the admin "dev". Sessions live in the store, so every node of a cluster
+// serves every signed-in browser.
 func wireConsole(log *slog.Logger, st *storage, lists *features.Lists, limiter engine.Limiter, api *admin.API, auth server.Authenticator, srv *server.Server) error {
 	admin.RegisterDryRun(srv.Group("/admin"), srv.Require, admin.NewDryRun(admin.DryRunConfig{
 		Decisions: st.decisions, Features: st.features, Limiter: limiter, Draft: api.Draft,
@@ -25,10 +31,33 @@ func wireConsole(log *slog.Logger, st *storage, lists *features.Lists, limiter e
 	if auth != nil {
 		ca = auth
 	}
-	con, err := console.New(console.Config{API: srv.Handler(), Auth: ca, Log: log})
+	con, err := console.New(console.Config{API: srv.Handler(), Auth: ca, Log: log, Sessions: consoleSessions{st.kv}})
 	if err != nil {
 		return err
 	}
 	con.Register(srv.Group(""))
 	return nil
+}
+
+// consoleSessions keeps the console's sessions in the kv store under
+// keyspace.ConsoleSession: Badger on one node, PostgreSQL in a cluster,
+// where any node then serves a signed-in browser.
+type consoleSessions struct{ db kv.DB }
+
+func (s consoleSessions) GetSession(ctx context.Context, handle string) ([]byte, bool, error) {
+	v, err := kv.Get(ctx, s.db, []byte(keyspace.ConsoleSession+handle))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, false, nil
+	}
+	return v, err == nil, err
+}
+
+func (s consoleSessions) PutSession(ctx context.Context, handle string, value []byte, ttl time.Duration) error {
+	return s.db.Update(ctx, func(tx kv.Tx) error {
+		return tx.SetTTL([]byte(keyspace.ConsoleSession+handle), value, ttl)
+	})
+}
+
+func (s consoleSessions) DeleteSession(ctx context.Context, handle string) error {
+	return kv.Delete(ctx, s.db, []byte(keyspace.ConsoleSession+handle))
 }

@@ -78,9 +78,11 @@ const (
 	Canary             = "cn/state"
 )
 
-// Backtest statuses, shared by every node (package admin/backtest).
+// Backtest statuses, shared by every node (package admin/backtest), and
+// console sessions (package server/console, stored through main).
 const (
-	Backtest = "bt/"
+	Backtest       = "bt/"
+	ConsoleSession = "se/"
 )
 
 // Imports into a cluster (package main, `risk cluster import`).
@@ -146,6 +148,7 @@ func All() []Entry {
 		{AlertSeeded, "admin/notify", "default alert rules stored once"},
 		{Canary, "admin", "the running canary publish"},
 		{Backtest, "admin/backtest", "backtest statuses and results, shared by every node"},
+		{ConsoleSession, "server/console", "console sessions, the API key sealed with the session id"},
 		{ImportSources, "main", "single-node stores imported into the cluster"},
 	}
 }

@@ -50,6 +50,10 @@ type Config struct {
 	IdleTimeout, MaxAge time.Duration
 	// Log receives sign-ins and sign-outs (never keys); nil discards.
 	Log *slog.Logger
+	// Sessions, when set, keeps sessions where every node reads them, so
+	// a browser may be sent to any node of a cluster; nil keeps them in
+	// this process's memory.
+	Sessions SessionStore
 }
 
 // Console serves the console pages. Create it with New, then Register.
@@ -88,7 +92,7 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	return &Console{
-		cfg: cfg, sessions: newSessions(cfg.Now, cfg.IdleTimeout, cfg.MaxAge), throttle: newThrottle(cfg.Now), pages: pages,
+		cfg: cfg, sessions: newSessions(cfg.Sessions, cfg.Now, cfg.IdleTimeout, cfg.MaxAge), throttle: newThrottle(cfg.Now), pages: pages,
 		static: http.StripPrefix("/console/static/", http.FileServer(http.FS(static))),
 	}, nil
 }
@@ -169,7 +173,11 @@ func (c *Console) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 		req := ec.Request()
 		var sess *session
 		if ck, err := req.Cookie(cookieName); err == nil {
-			sess, _ = c.sessions.get(ck.Value)
+			sess, _, err = c.sessions.get(req.Context(), ck.Value)
+			if err != nil {
+				c.cfg.Log.Error("console session not read", "err", err)
+				return c.fail(ec, http.StatusServiceUnavailable, "The console cannot read its sessions just now. Try again in a moment.")
+			}
 		}
 		if sess == nil {
 			if req.Method == http.MethodGet {
@@ -241,7 +249,11 @@ func (c *Console) signIn(ec echo.Context) error {
 	if p.Role == engine.RoleGateway || p.Role == engine.RoleMetrics {
 		return c.render(ec, http.StatusForbidden, "signin", &page{Title: "Sign in", Next: next, Flash: "This key's role (" + string(p.Role) + ") has no console access."})
 	}
-	id, _ := c.sessions.create(key, p)
+	id, _, err := c.sessions.create(ec.Request().Context(), key, p)
+	if err != nil {
+		c.cfg.Log.Error("console session not stored", "err", err)
+		return c.render(ec, http.StatusServiceUnavailable, "signin", &page{Title: "Sign in", Next: next, Flash: "The console cannot store sessions just now. Try again in a moment."})
+	}
 	ec.SetCookie(&http.Cookie{
 		Name: cookieName, Value: id, Path: "/console", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: ec.Request().TLS != nil, MaxAge: int(c.cfg.MaxAge / time.Second),
@@ -252,7 +264,10 @@ func (c *Console) signIn(ec echo.Context) error {
 
 func (c *Console) signOut(ec echo.Context) error {
 	if ck, err := ec.Request().Cookie(cookieName); err == nil {
-		c.sessions.end(ck.Value)
+		if err := c.sessions.end(ec.Request().Context(), ck.Value); err != nil {
+			c.cfg.Log.Error("console session not ended", "err", err)
+			return c.fail(ec, http.StatusServiceUnavailable, "Signing out failed: the session store did not answer. Try again in a moment.")
+		}
 	}
 	ec.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/console", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: ec.Request().TLS != nil, MaxAge: -1})

@@ -90,14 +90,20 @@ type env struct {
 	c     *http.Client
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a console on a fake API; opts may change its Config (a
+// session store, say).
+func newEnv(t *testing.T, opts ...func(*console.Config, *clock)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, api: &fakeAPI{}}
-	con, err := console.New(console.Config{
+	cfg := console.Config{
 		API:  e.api,
 		Auth: keys{analystKey: {KeyID: "k1", Name: "alice", Role: engine.RoleAnalyst}, gatewayKey: {KeyID: "k2", Name: "gw", Role: engine.RoleGateway}},
 		Now:  e.clock.Now, IdleTimeout: 30 * time.Minute, MaxAge: 2 * time.Hour,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg, e.clock)
+	}
+	con, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +229,17 @@ func TestSignInRefusesOtherSitesAndForeignRedirects(t *testing.T) {
 }
 
 func TestSessionExpiry(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testSessionExpiry(t, nil) })
+	t.Run("store", func(t *testing.T) { testSessionExpiry(t, withStore(newMapStore())) })
+}
+
+func testSessionExpiry(t *testing.T, opt func(*console.Config, *clock)) {
+	newEnv := func(t *testing.T) *env {
+		if opt == nil {
+			return newEnv(t)
+		}
+		return newEnv(t, opt)
+	}
 	t.Run("idle", func(t *testing.T) {
 		e := newEnv(t)
 		e.signIn(analystKey)

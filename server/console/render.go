@@ -110,7 +110,9 @@ func (c *Console) apiFail(ec echo.Context, err error) error {
 	if ae.Status == http.StatusUnauthorized {
 		// The key was revoked since sign-in: the session ends with it.
 		if ck, cerr := ec.Request().Cookie(cookieName); cerr == nil {
-			c.sessions.end(ck.Value)
+			if err := c.sessions.end(ec.Request().Context(), ck.Value); err != nil {
+				c.cfg.Log.Error("console session not ended", "err", err)
+			}
 		}
 	}
 	p := &page{Title: http.StatusText(ae.Status), Err: ae}

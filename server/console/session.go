@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,19 +36,23 @@ type session struct {
 	lastSeen  time.Time
 }
 
-// sessions is the in-memory session table, keyed by the SHA-256 of the
-// session id (the cookie value is never kept). Safe for concurrent use.
+// sessions is the session table, keyed by the SHA-256 of the session id
+// (the cookie value is never kept). Without a SessionStore it is this
+// process's memory; with one, every session is read from the store on
+// each request (see shared_session.go), so any node serves it and signing
+// out ends it everywhere. Safe for concurrent use.
 type sessions struct {
 	mu      sync.Mutex
 	byHash  map[[32]byte]*session
+	store   SessionStore
 	now     func() time.Time
 	idle    time.Duration
 	maxAge  time.Duration
 	maxSize int
 }
 
-func newSessions(now func() time.Time, idle, maxAge time.Duration) *sessions {
-	return &sessions{byHash: map[[32]byte]*session{}, now: now, idle: idle, maxAge: maxAge, maxSize: maxSessions}
+func newSessions(store SessionStore, now func() time.Time, idle, maxAge time.Duration) *sessions {
+	return &sessions{byHash: map[[32]byte]*session{}, store: store, now: now, idle: idle, maxAge: maxAge, maxSize: maxSessions}
 }
 
 // randomToken is 32 random bytes, base64url.
@@ -58,10 +63,16 @@ func randomToken() string {
 }
 
 // create starts a session and returns its id (the cookie value).
-func (s *sessions) create(key string, p engine.Principal) (string, *session) {
+func (s *sessions) create(ctx context.Context, key string, p engine.Principal) (string, *session, error) {
 	id := randomToken()
 	now := s.now()
 	sess := &session{key: key, principal: p, csrf: randomToken(), created: now, lastSeen: now}
+	if s.store != nil {
+		if err := s.put(ctx, id, sess); err != nil {
+			return "", nil, err
+		}
+		return id, sess, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.byHash) >= s.maxSize {
@@ -78,15 +89,23 @@ func (s *sessions) create(key string, p engine.Principal) (string, *session) {
 		delete(s.byHash, oldest)
 	}
 	s.byHash[sha256.Sum256([]byte(id))] = sess
-	return id, sess
+	return id, sess, nil
 }
 
 // get returns the live session of id and marks it used; an expired one is
-// removed and not returned.
-func (s *sessions) get(id string) (*session, bool) {
+// removed and not returned. An error is a failed read of the store.
+func (s *sessions) get(ctx context.Context, id string) (*session, bool, error) {
 	if id == "" {
-		return nil, false
+		return nil, false, nil
 	}
+	if s.store != nil {
+		return s.getStored(ctx, id)
+	}
+	sess, ok := s.getMemory(id)
+	return sess, ok, nil
+}
+
+func (s *sessions) getMemory(id string) (*session, bool) {
 	h := sha256.Sum256([]byte(id))
 	now := s.now()
 	s.mu.Lock()
@@ -104,11 +123,15 @@ func (s *sessions) get(id string) (*session, bool) {
 }
 
 // end removes the session of id.
-func (s *sessions) end(id string) {
+func (s *sessions) end(ctx context.Context, id string) error {
+	if s.store != nil {
+		return s.store.DeleteSession(ctx, handle(id))
+	}
 	h := sha256.Sum256([]byte(id))
 	s.mu.Lock()
 	delete(s.byHash, h)
 	s.mu.Unlock()
+	return nil
 }
 
 func (s *sessions) expired(sess *session, now time.Time) bool {
