@@ -44,6 +44,8 @@ var importPlan = map[string]int{
 	keyspace.Window: kvSkip, keyspace.Entity: kvSkip, keyspace.FeatureName: kvSkip, keyspace.Epoch: kvSkip,
 	keyspace.Backfill: kvSkip, keyspace.Hidden: kvSkip,
 	keyspace.ImportSources: kvSkip, // the cluster's own
+	// Console sessions: the node's browsers sign in again on the cluster.
+	keyspace.ConsoleSession: kvSkip,
 
 	keyspace.Definitions: kvCopy,
 	keyspace.ListMeta:    kvCopy, keyspace.ListItem: kvCopy,
@@ -58,6 +60,9 @@ var importPlan = map[string]int{
 	keyspace.WebhookAuditCursor: kvCopy,
 	keyspace.AlertRule:          kvCopy, keyspace.Alert: kvCopy, keyspace.AlertSeeded: kvCopy,
 	keyspace.Canary: kvCopy,
+	// Finished backtests stay readable; one the node was running reads as
+	// failed (its node stopped writing it).
+	keyspace.Backtest: kvCopy,
 
 	keyspace.ReviewCursor:  kvCursor,
 	keyspace.WebhookCursor: kvCursor,

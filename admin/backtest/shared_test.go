@@ -3,6 +3,7 @@ package backtest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +29,37 @@ func openKV(tb testing.TB) kv.DB {
 
 func newShared(tb testing.TB, db kv.DB, cfg backtest.Config) *backtest.Backtests {
 	tb.Helper()
-	cfg.History, cfg.Store = endless{}, db
+	cfg.History, cfg.Store = thinning{}, db
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 10 * time.Millisecond
 	}
 	b := backtest.New(cfg)
 	tb.Cleanup(func() { b.Close(context.Background()) })
 	return b
+}
+
+// thinning is a decision log that never ends: decisions a millisecond
+// apart for the first 5 s, then a second apart. A backtest of a few
+// seconds near t0 reads a few thousand decisions (with OrderSlack on both
+// sides) and finishes; one of a year does not.
+type thinning struct{}
+
+func (thinning) ScanRecords(ctx context.Context, from uint64, fn func(*engine.Record) error) error {
+	const dense = 5000
+	for seq := max(from, 1); ; seq++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		at := t0.Add(time.Duration(seq) * time.Millisecond)
+		if seq > dense {
+			at = t0.Add(dense*time.Millisecond + time.Duration(seq-dense)*time.Second)
+		}
+		rec := &engine.Record{Seq: seq, Payment: engine.Payment{TransactionID: fmt.Sprint(seq), Amount: 100, Currency: "USD"}}
+		rec.ID, rec.Outcome, rec.EvaluatedAt = fmt.Sprint("dec", seq), engine.Allow, at
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
 }
 
 func denyOver50(from, to time.Time) backtest.Request {
