@@ -146,7 +146,7 @@ func (a *Audit) Record(ctx context.Context, e Entry) (Entry, error) {
 				return err
 			}
 			s.ID, s.At = last+1, a.now().UTC()
-			if data, err = json.Marshal(s); err != nil {
+			if data, err = encodeStored(s); err != nil {
 				return fmt.Errorf("encode audit entry: %w", err)
 			}
 			return tx.Set(auditKey(s.ID), data)
@@ -226,7 +226,7 @@ func (a *Audit) Query(ctx context.Context, q AuditQuery) ([]Entry, string, error
 				return err
 			}
 			var s storedEntry
-			if err := json.Unmarshal(b, &s); err != nil {
+			if err := decodeStored(b, &s); err != nil {
 				return err
 			}
 			if !q.matches(&s) {
@@ -273,7 +273,7 @@ func (a *Audit) After(ctx context.Context, id int64, limit int) ([]Entry, error)
 				return err
 			}
 			var s storedEntry
-			if err := json.Unmarshal(b, &s); err != nil {
+			if err := decodeStored(b, &s); err != nil {
 				return err
 			}
 			out = append(out, s.entry())

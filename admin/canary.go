@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -434,7 +433,7 @@ func (a *API) loadCanary(ctx context.Context) error {
 // write is not cancelled with ctx: a caller that went away must not leave
 // a canary that a restart forgets.
 func (a *API) putCanary(ctx context.Context, st *canaryState) error {
-	v, err := json.Marshal(st)
+	v, err := encodeStored(st)
 	if err != nil {
 		return fmt.Errorf("encode canary: %w", err)
 	}

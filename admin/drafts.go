@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -91,7 +90,7 @@ func (d *drafts) rules(ctx context.Context) ([]draftRule, error) {
 	err := d.db.View(ctx, func(tx kv.Tx) error {
 		return tx.Scan([]byte(prefixDraftRule), kv.ScanOptions{}, func(_, b []byte) error {
 			var r draftRule
-			if err := json.Unmarshal(b, &r); err != nil {
+			if err := decodeStored(b, &r); err != nil {
 				return err
 			}
 			out = append(out, r)
@@ -137,13 +136,13 @@ func (d *drafts) spec(ctx context.Context) (rules.Spec, draftMeta, error) {
 
 // put stores m and, when r is not nil, the rule r.
 func (d *drafts) put(ctx context.Context, m draftMeta, r *draftRule) error {
-	meta, err := json.Marshal(m)
+	meta, err := encodeStored(m)
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
 	err = d.db.Update(ctx, func(tx kv.Tx) error {
 		if r != nil {
-			data, err := json.Marshal(r)
+			data, err := encodeStored(r)
 			if err != nil {
 				return err
 			}
@@ -161,7 +160,7 @@ func (d *drafts) put(ctx context.Context, m draftMeta, r *draftRule) error {
 
 // remove deletes rule id and stores m.
 func (d *drafts) remove(ctx context.Context, m draftMeta, id string) error {
-	meta, err := json.Marshal(m)
+	meta, err := encodeStored(m)
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
@@ -189,7 +188,7 @@ func (d *drafts) replace(ctx context.Context, m draftMeta, spec rules.Spec, auth
 	for _, r := range spec.Rules {
 		m.saw(r.ID, r.Version)
 	}
-	meta, err := json.Marshal(m)
+	meta, err := encodeStored(m)
 	if err != nil {
 		return fmt.Errorf("encode draft: %w", err)
 	}
@@ -200,7 +199,7 @@ func (d *drafts) replace(ctx context.Context, m draftMeta, spec rules.Spec, auth
 			}
 		}
 		for i, r := range spec.Rules {
-			data, err := json.Marshal(draftRule{Rule: r, Pos: int64(i), UpdatedAt: at, UpdatedBy: author})
+			data, err := encodeStored(draftRule{Rule: r, Pos: int64(i), UpdatedAt: at, UpdatedBy: author})
 			if err != nil {
 				return err
 			}

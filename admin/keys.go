@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -247,7 +246,7 @@ func (ks *Keys) add(ctx context.Context, secret, name string, role engine.Role) 
 		ID: keyID(&sum), Name: name, Role: role, Hint: secret[:min(len(secret), 7)],
 		CreatedAt: ks.now().UTC(), CreatedBy: engine.Actor(ctx), hash: sum,
 	}
-	data, err := json.Marshal(toStoredKey(&k))
+	data, err := encodeStored(toStoredKey(&k))
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key: %w", err)
 	}
@@ -296,7 +295,7 @@ func (ks *Keys) Revoke(ctx context.Context, id string) (Key, error) {
 	}
 	before := keyAudit(&k)
 	k.RevokedAt, k.RevokedBy = ks.now().UTC(), engine.Actor(ctx)
-	data, err := json.Marshal(toStoredKey(&k))
+	data, err := encodeStored(toStoredKey(&k))
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key: %w", err)
 	}
@@ -373,7 +372,7 @@ func (ks *Keys) list(ctx context.Context) ([]Key, error) {
 	err := ks.db.View(ctx, func(tx kv.Tx) error {
 		return tx.Scan([]byte(prefixKey), kv.ScanOptions{}, func(_, v []byte) error {
 			var s storedKey
-			if err := json.Unmarshal(v, &s); err != nil {
+			if err := decodeStored(v, &s); err != nil {
 				return err
 			}
 			k, err := fromStoredKey(s)

@@ -6,7 +6,6 @@ package admin
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,6 +30,28 @@ type Version struct {
 }
 
 const prefixVersion = keyspace.RuleSetVersion
+
+// storedRuleVersion is the stored form of a Version (after the format
+// byte, stored.go). It has exactly Version's fields, so a field added to
+// the API's Version fails to compile in the conversions until it is
+// decided whether it is stored. The spec is the analysts' rule set
+// document (rules.Spec), which has a contract of its own: rule files.
+type storedRuleVersion struct {
+	Number    int64      `json:"version"`
+	Author    string     `json:"author"`
+	CreatedAt time.Time  `json:"created_at"`
+	Comment   string     `json:"comment,omitempty"`
+	Hash      string     `json:"hash"`
+	Spec      rules.Spec `json:"spec"`
+}
+
+func decodeVersion(b []byte) (Version, error) {
+	var s storedRuleVersion
+	if err := decodeStored(b, &s); err != nil {
+		return Version{}, fmt.Errorf("decode rule set version: %w", err)
+	}
+	return Version(s), nil
+}
 
 // Versions keeps the published rule set versions. Publishing is serialised;
 // reads are safe for concurrent use.
@@ -63,7 +84,8 @@ func (v *Versions) Latest() (Version, error) {
 	err := v.db.View(context.Background(), func(tx kv.Tx) error {
 		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(math.MaxInt64)}, func(_, b []byte) error {
 			found = true
-			if err := json.Unmarshal(b, &out); err != nil {
+			var err error
+			if out, err = decodeVersion(b); err != nil {
 				return err
 			}
 			return kv.Stop
@@ -97,7 +119,14 @@ func (v *Versions) latestNumber(ctx context.Context) (int64, error) {
 // Get returns version n.
 func (v *Versions) Get(n int64) (Version, error) {
 	var out Version
-	err := v.db.View(context.Background(), func(tx kv.Tx) error { return getJSON(tx, versionKey(n), &out) })
+	err := v.db.View(context.Background(), func(tx kv.Tx) error {
+		b, err := tx.Get(versionKey(n))
+		if err != nil {
+			return err
+		}
+		out, err = decodeVersion(b)
+		return err
+	})
 	if errors.Is(err, kv.ErrNotFound) {
 		return Version{}, fmt.Errorf("rule set version %d: %w", n, engine.ErrNotFound)
 	}
@@ -112,8 +141,8 @@ func (v *Versions) List() ([]Version, error) {
 	var out []Version
 	err := v.db.View(context.Background(), func(tx kv.Tx) error {
 		return tx.Scan([]byte(prefixVersion), kv.ScanOptions{Reverse: true, From: versionKey(math.MaxInt64)}, func(_, b []byte) error {
-			var ver Version
-			if err := json.Unmarshal(b, &ver); err != nil {
+			ver, err := decodeVersion(b)
+			if err != nil {
 				return err
 			}
 			ver.Spec = rules.Spec{}
@@ -155,7 +184,7 @@ func (v *Versions) publish(spec rules.Spec, env rules.Env, author, comment strin
 	}
 	spec = set.Spec()
 	ver := Version{Number: next, Author: author, CreatedAt: v.now().UTC(), Comment: comment, Hash: spec.Hash(), Spec: spec}
-	data, err := json.Marshal(ver)
+	data, err := encodeStored(storedRuleVersion(ver))
 	if err != nil {
 		return Version{}, fmt.Errorf("encode rule set version: %w", err)
 	}
@@ -215,20 +244,26 @@ func (v *Versions) Page(before int64, limit int) ([]VersionInfo, error) {
 			if len(out) >= limit {
 				return kv.Stop
 			}
+			// The stored version's fields without its rules' contents.
 			var head struct {
-				VersionInfo
-				Spec struct {
+				Number    int64     `json:"version"`
+				Author    string    `json:"author"`
+				CreatedAt time.Time `json:"created_at"`
+				Comment   string    `json:"comment"`
+				Hash      string    `json:"hash"`
+				Spec      struct {
 					ChallengeThreshold int        `json:"challenge_threshold"`
 					DenyThreshold      int        `json:"deny_threshold"`
 					Rules              []struct{} `json:"rules"`
 				} `json:"spec"`
 			}
-			if err := json.Unmarshal(b, &head); err != nil {
-				return err
+			if err := decodeStored(b, &head); err != nil {
+				return fmt.Errorf("decode rule set version: %w", err)
 			}
-			info := head.VersionInfo
-			info.ChallengeThreshold, info.DenyThreshold = head.Spec.ChallengeThreshold, head.Spec.DenyThreshold
-			info.Rules = len(head.Spec.Rules)
+			info := VersionInfo{
+				Number: head.Number, Author: head.Author, CreatedAt: head.CreatedAt, Comment: head.Comment, Hash: head.Hash,
+				ChallengeThreshold: head.Spec.ChallengeThreshold, DenyThreshold: head.Spec.DenyThreshold, Rules: len(head.Spec.Rules),
+			}
 			out = append(out, info)
 			return nil
 		})
