@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,9 @@ import (
 var adminPrefixes = []string{"rv/", "ak/", "au/"}
 
 // TestAdminStoredFormats: rule set versions, API keys and audit entries are
-// written as the format byte 0x01 and their stored type's JSON; the same
-// values without the byte, as releases before it wrote them, read back the
-// same; a later format is refused, not guessed.
+// written as their stored type's JSON with "v":1 first; the same values
+// without it, as releases before it wrote them, read back the same; a
+// later version is refused, not guessed.
 func TestAdminStoredFormats(t *testing.T) {
 	ctx := engine.WithPrincipal(context.Background(), engine.Principal{Name: "ann"})
 	store := features.New(features.Options{Dir: t.TempDir()})
@@ -75,10 +76,11 @@ func TestAdminStoredFormats(t *testing.T) {
 	}
 	old := map[string][]byte{}
 	for k, v := range raw {
-		if len(v) < 2 || v[0] != 0x01 || v[1] != '{' {
-			t.Errorf("stored %q starts %q, want the format byte 0x01 then JSON", k, v[:min(len(v), 2)])
+		if !bytes.HasPrefix(v, []byte(`{"v":1,`)) {
+			t.Errorf("stored %q = %s, want JSON with \"v\":1 first", k, v)
+			continue
 		}
-		old[k] = v[1:] // as the releases before the format byte wrote it
+		old[k] = append([]byte("{"), v[len(`{"v":1,`):]...) // as the releases before the member wrote it
 	}
 	writeRawBytes(t, db, old)
 	if after := read(); after != before {
@@ -86,7 +88,7 @@ func TestAdminStoredFormats(t *testing.T) {
 	}
 
 	for k, v := range raw {
-		newer := append([]byte{0x02}, v[1:]...)
+		newer := append([]byte(`{"v":2,`), v[len(`{"v":1,`):]...)
 		writeRawBytes(t, db, map[string][]byte{k: newer})
 		var err error
 		switch k[:3] {
@@ -98,7 +100,7 @@ func TestAdminStoredFormats(t *testing.T) {
 			_, _, err = audit.Query(ctx, admin.AuditQuery{Limit: 10})
 		}
 		if !errors.Is(err, engine.ErrCorrupt) {
-			t.Errorf("reading %q of format 0x02: err = %v, want ErrCorrupt", k, err)
+			t.Errorf("reading %q of version 2: err = %v, want ErrCorrupt", k, err)
 		}
 		writeRawBytes(t, db, map[string][]byte{k: v})
 	}
