@@ -74,6 +74,9 @@ type Decisions struct {
 	wg      sync.WaitGroup
 	stats   struct{ commits, batches, duplicates, failed atomic.Uint64 }
 
+	// recent keeps the newest decoded documents for ScanRecords.
+	recent *recentRecords
+
 	// months is the committer's set of months known to have a partition
 	// (first day of the month, UTC); only the committer goroutine uses it.
 	months map[time.Time]bool
@@ -139,6 +142,7 @@ func NewDecisions(db *DB, o DecisionOptions) *Decisions {
 		stop:    make(chan struct{}),
 		exited:  make(chan struct{}),
 		months:  map[time.Time]bool{},
+		recent:  newRecentRecords(),
 	}
 	d.wg.Add(1)
 	go d.commitLoop()

@@ -48,6 +48,37 @@ func collectRecords(rows pgx.Rows) ([]*engine.Record, error) {
 	return out, rows.Err()
 }
 
+// collectScanned is collectRecords for ScanRecords: documents decoded
+// by an earlier scan are taken from d.recent, and what it decodes is kept
+// there.
+func (d *Decisions) collectScanned(rows pgx.Rows) ([]*engine.Record, error) {
+	defer rows.Close()
+	var out []*engine.Record
+	for rows.Next() {
+		var (
+			seq         int64
+			doc, labels []byte
+		)
+		if err := rows.Scan(&seq, &doc, &labels); err != nil {
+			return nil, err
+		}
+		ls, err := decodeLabels(labels)
+		if err != nil {
+			return nil, fmt.Errorf("decode labels of seq %d: %w", seq, err)
+		}
+		rec, ok := d.recent.get(uint64(seq), ls)
+		if !ok {
+			if rec, err = decodeRecord(seq, doc, nil); err != nil {
+				return nil, err
+			}
+			d.recent.add(rec)
+			rec.Labels = ls
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}
+
 // Lookup implements engine.DecisionStore: the record of a transaction id,
 // or an error wrapping ErrNotFound (and so engine.ErrNotFound).
 func (d *Decisions) Lookup(ctx context.Context, transactionID string) (*engine.Record, error) {
@@ -123,7 +154,7 @@ func (d *Decisions) ScanRecords(ctx context.Context, from uint64, fn func(rec *e
 		if err != nil {
 			return fmt.Errorf("scan decisions: %w", err)
 		}
-		page, err := collectRecords(rows)
+		page, err := d.collectScanned(rows)
 		if err != nil {
 			return fmt.Errorf("scan decisions: %w", err)
 		}

@@ -229,18 +229,25 @@ func encodeRecord(rec *engine.Record) ([]byte, error) {
 // decodeRecord reads a record document and the labels column back into a
 // record; seq comes from its column.
 func decodeRecord(seq int64, doc, labels []byte) (*engine.Record, error) {
-	var v struct {
-		V int `json:"v"`
-	}
-	if err := json.Unmarshal(doc, &v); err != nil {
-		return nil, fmt.Errorf("decode decision: %w", err)
-	}
-	if v.V != recordVersion {
-		return nil, fmt.Errorf("decode decision: unknown record version %d", v.V)
-	}
+	// One pass: the version is checked after decoding (a document of
+	// another version that happens to decode is still refused). A first
+	// pass for the version alone cost a third of the decoding
+	// (BenchmarkDecodeRecord).
 	var s storedRecord
-	if err := json.Unmarshal(doc, &s); err != nil {
+	err := json.Unmarshal(doc, &s)
+	if s.V != recordVersion {
+		var v struct {
+			V int `json:"v"`
+		}
+		if json.Unmarshal(doc, &v) == nil && v.V != recordVersion {
+			return nil, fmt.Errorf("decode decision: unknown record version %d", v.V)
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decode decision: %w", err)
+	}
+	if s.V != recordVersion {
+		return nil, fmt.Errorf("decode decision: unknown record version %d", s.V)
 	}
 	p := &s.Payment
 	l := &s.Limits
@@ -287,7 +294,6 @@ func decodeRecord(seq int64, doc, labels []byte) (*engine.Record, error) {
 			rec.Rules[i] = engine.RuleResult{RuleInfo: &infos[i], Matched: r.Matched, Error: r.Error}
 		}
 	}
-	var err error
 	if rec.Labels, err = decodeLabels(labels); err != nil {
 		return nil, fmt.Errorf("decode labels of %s: %w", rec.ID, err)
 	}

@@ -91,3 +91,37 @@ func TestCheckStorable(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecodeRecord decodes the stored document of a decision with 50
+// rule results and 20 features, as each decision-log reader of a cluster's
+// leader does for every decision.
+func BenchmarkDecodeRecord(b *testing.B) {
+	rec := &engine.Record{
+		Decision: engine.Decision{ID: "dec_bench", TransactionID: "tx_bench", Outcome: engine.Challenge, Score: 55,
+			EvaluatedAt: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC),
+			Limits:      engine.Limits{Entity: "account:acc_1", Currency: "USD", SingleMax: 100000, DailyMax: 300000, Trust: 1}},
+		Payment: engine.Payment{TransactionID: "tx_bench", Amount: 12345, Currency: "USD",
+			Account: engine.Account{ID: "acc_1", Country: "DE"}, Card: engine.Card{Fingerprint: "fp_1", BIN: "424242", Country: "DE"},
+			Device: engine.Device{ID: "dev_1", IP: "10.1.2.3"}, Merchant: engine.Merchant{ID: "m_1", MCC: "5411"}},
+		Request: []byte(`{"transaction_id":"tx_bench","amount":12345,"currency":"USD"}`),
+	}
+	for i := range 50 {
+		info := &engine.RuleInfo{ID: "rule_" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Name: "a rule of the benchmark",
+			Version: 3, Action: engine.ActionChallenge, Score: 10, Reason: "reason text of the rule"}
+		rec.Rules = append(rec.Rules, engine.RuleResult{RuleInfo: info, Matched: i%7 == 0})
+	}
+	for i := range 20 {
+		rec.Features = append(rec.Features, engine.FeatureValue{Name: "feature_" + string(rune('a'+i)), Value: float64(i) * 1.5, Ready: true})
+	}
+	doc, err := encodeRecord(rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeRecord(1, doc, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

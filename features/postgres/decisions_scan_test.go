@@ -224,3 +224,50 @@ func TestDecisionsScanRecordsCursorNeverSkips(t *testing.T) {
 		t.Errorf("followed %d seqs, committed %d:\nseen %v\nwant %v", len(seen), len(want), seen, want)
 	}
 }
+
+// TestDecisionsScanRecordsDecodesOnce: a second reader of the same part of
+// the log gets the documents the first decoded, as equal records with the
+// labels as they are now, and a change one reader makes to its record does
+// not reach the other.
+func TestDecisionsScanRecordsDecodesOnce(t *testing.T) {
+	t.Parallel()
+	d, db := newLog(t)
+	var recs []*engine.Record
+	for i := range 5 {
+		recs = append(recs, fullRecord(fmt.Sprintf("tx_once_%c", 'a'+i), jan2026.Add(time.Duration(i)*time.Second)))
+	}
+	commit(t, d, recs...)
+	waitSettled(t, db)
+	read := func() []*engine.Record {
+		var out []*engine.Record
+		if err := d.ScanRecords(context.Background(), 0, func(rec *engine.Record) error {
+			out = append(out, rec)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := read()
+	if len(first) != len(recs) {
+		t.Fatalf("first scan read %d records, want %d", len(first), len(recs))
+	}
+	hits := postgres.RecentHits(d)
+	first[0].Outcome = engine.Allow // a reader changing its own copy
+	label := engine.Label{Label: engine.LabelFraud, Source: "gateway", CreatedAt: jan2026}
+	if _, _, err := d.AddLabel(context.Background(), recs[1].ID, label); err != nil {
+		t.Fatal(err)
+	}
+	second := read()
+	if got := postgres.RecentHits(d) - hits; got != uint64(len(recs)) {
+		t.Errorf("second scan found %d of %d documents decoded, want all", got, len(recs))
+	}
+	for i, rec := range second {
+		want := *recs[i]
+		want.Seq = rec.Seq
+		if i == 1 {
+			want.Labels = []engine.Label{label}
+		}
+		sameRecord(t, fmt.Sprintf("second scan, record %d", i), rec, &want)
+	}
+}

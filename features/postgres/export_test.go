@@ -10,3 +10,10 @@ func SetDecisionHooks(d *Decisions, before func(n int), queued func(), skipParti
 
 // IsPartitionViolation exposes isPartitionViolation.
 var IsPartitionViolation = isPartitionViolation
+
+// RecentHits is how many ScanRecords reads found their document decoded.
+func RecentHits(d *Decisions) uint64 {
+	d.recent.mu.Lock()
+	defer d.recent.mu.Unlock()
+	return d.recent.hits
+}
