@@ -489,12 +489,19 @@ func TestClusterRebuildsAnEmptyRedis(t *testing.T) {
 	// A dry run reads the features without deciding: poll it until the
 	// rebuild has counted the history.
 	probe := map[string]any{"payment": clusterPayment("tx_rb_probe", "fp_rb", 100, at)}
+	lastSeen := -1.0
+	defer func() {
+		if t.Failed() {
+			t.Logf("card_attempts_10m last read %v, want 92", lastSeen)
+		}
+	}()
 	took := eventually(t, "the history counted again after Redis was emptied", 60*time.Second, func() bool {
 		var out struct {
 			Features map[string]float64 `json:"features"`
 		}
 		code := call(t, testAdminKey, http.MethodPost, nd.url+"/admin/rules/dry-run", probe, &out)
-		return code == http.StatusOK && out.Features["card_attempts_10m"] == 92
+		lastSeen = out.Features["card_attempts_10m"]
+		return code == http.StatusOK && lastSeen == 92
 	})
 	t.Logf("rebuilt after %v", took)
 	d := decide(t, nd, clusterPayment(nextTx("tx_rb"), "fp_rb", 100, at))

@@ -132,6 +132,17 @@ func (d *Decisions) SettledSeq(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
+// CommittedSeq returns the highest sequence number of a committed
+// decision, whether or not ScanRecords still holds it back (0 for an
+// empty log).
+func (d *Decisions) CommittedSeq(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := d.db.Pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM decisions`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("committed decision seq: %w", err)
+	}
+	return uint64(n), nil
+}
+
 // recordPage is how many records ScanRecords reads per query.
 const recordPage = 500
 

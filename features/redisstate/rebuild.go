@@ -16,6 +16,16 @@ type History interface {
 	ScanRecords(ctx context.Context, from uint64, fn func(rec *engine.Record) error) error
 }
 
+// committedLog is a History that can say the newest sequence number
+// committed, held back from scans or not (postgres.Decisions).
+type committedLog interface {
+	CommittedSeq(ctx context.Context) (uint64, error)
+}
+
+// heldBackPoll is how often a Rebuild reads the log again while it holds
+// back decisions committed before the groups were marked built.
+const heldBackPoll = 50 * time.Millisecond
+
 // rebuildBatch is how many decisions a Rebuild counts per pair of round
 // trips.
 const rebuildBatch = 512
@@ -135,11 +145,32 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 	if err := s.client.HSet(wctx, s.builtKey, marks...).Err(); err != nil {
 		return fmt.Errorf("rebuild feature state: %w", failed(ctx, "mark built", err))
 	}
+	// Every decision committed by now whose live write skipped these
+	// groups must be counted by the passes below. A log may hold back
+	// committed decisions from a scan for a while (PostgreSQL's does while
+	// an older transaction is open on the server): read on until the scan
+	// has passed the newest one committed at the mark.
+	var target uint64
+	if c, ok := history.(committedLog); ok {
+		if target, err = c.CommittedSeq(ctx); err != nil {
+			return fmt.Errorf("rebuild feature state: %w", err)
+		}
+	}
 	// Live writes skipped these groups until now: count what was
 	// committed after the scan passed. What live writes count from here on
 	// and this pass meets too is in the entity's ring, counted once.
 	if err := scan(last + 1); err != nil {
 		return err
+	}
+	for last < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rebuild feature state: %w", ctx.Err())
+		case <-time.After(heldBackPoll):
+		}
+		if err := scan(last + 1); err != nil {
+			return err
+		}
 	}
 	if _, err := s.pending(ctx, l); err != nil {
 		return fmt.Errorf("rebuild feature state: %w", err)

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/riskengine/risk/engine"
+	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/redisstate"
 )
 
@@ -218,4 +220,59 @@ func TestRebuildPastCorruptState(t *testing.T) {
 		t.Errorf("corrupt card: err = %v, want ErrCorrupt", err)
 	}
 	sameValues(t, s, oracle, ps[1:])
+}
+
+// heldBack is a decision log that, like PostgreSQL's while an older
+// transaction is open on the server, holds its newest decisions back from
+// scans for a while, though they are committed: the first scans see only
+// the decisions up to visible.
+type heldBack struct {
+	inner   *features.Store
+	visible uint64 // the highest seq scans see until release scans have run
+	newest  uint64
+	release int
+	scans   atomic.Int32
+}
+
+func (h *heldBack) ScanRecords(ctx context.Context, from uint64, fn func(*engine.Record) error) error {
+	n := h.scans.Add(1)
+	err := h.inner.ScanRecords(ctx, from, func(rec *engine.Record) error {
+		if int(n) <= h.release && rec.Seq > h.visible {
+			return errHeld // the scan ends before the first held-back decision
+		}
+		return fn(rec)
+	})
+	if errors.Is(err, errHeld) {
+		return nil
+	}
+	return err
+}
+
+var errHeld = errors.New("held back")
+
+func (h *heldBack) CommittedSeq(context.Context) (uint64, error) { return h.newest, nil }
+
+// TestRebuildReadsHeldBackDecisions: decisions committed before the
+// groups were marked built, which live writes therefore skipped, are
+// counted although the log held them back from the rebuild's first scans.
+func TestRebuildReadsHeldBackDecisions(t *testing.T) {
+	now := time.Now().UTC()
+	oracle := openStore(t, mixedDefs)
+	ctx := context.Background()
+	stream := mixedStream(200, now.Add(-time.Minute), t.Name())
+	for _, rec := range stream {
+		if err := oracle.Commit(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := newClient(t)
+	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
+	h := &heldBack{inner: oracle, visible: stream[149].Seq, newest: stream[199].Seq, release: 3}
+	if err := s.Rebuild(ctx, h, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if h.scans.Load() <= int32(h.release) {
+		t.Fatalf("the rebuild scanned %d times and stopped while the log held decisions back", h.scans.Load())
+	}
+	sameValues(t, s, oracle, probes(now))
 }
