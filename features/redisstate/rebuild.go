@@ -162,7 +162,13 @@ func (s *Store) Rebuild(ctx context.Context, history History, progress func(done
 	if err := scan(last + 1); err != nil {
 		return err
 	}
+	waitStart, warned := time.Now(), false
 	for last < target {
+		if !warned && time.Since(waitStart) > 10*time.Second {
+			warned = true
+			s.opts.Log.Warn("rebuild feature state: waiting for committed decisions an open transaction on the database holds back",
+				"scanned_through", last, "committed_through", target)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("rebuild feature state: %w", ctx.Err())
