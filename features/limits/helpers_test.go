@@ -10,6 +10,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/featurestest"
 	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/lists"
 	"github.com/riskengine/risk/rules"
@@ -19,79 +20,24 @@ import (
 // daily spend it reads; these helpers open one as package features' tests
 // do.
 
-func compileFilter(src string) (features.Filter, error) {
-	p, err := rules.CompilePredicate(src)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
 // openStore opens a Store in dir with defs, closed at the end of the test.
 func openStore(tb testing.TB, dir string, defs []features.Definition, opts ...func(*features.Options)) *features.Store {
 	tb.Helper()
-	o := features.Options{Dir: dir, CompileFilter: compileFilter, FlushInterval: 50 * time.Millisecond}
+	o := features.Options{Dir: dir}
 	for _, f := range opts {
 		f(&o)
 	}
-	s := features.New(o)
-	if err := s.Open(context.Background()); err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	if defs != nil {
-		if err := s.SetDefinitions(context.Background(), defs); err != nil {
-			tb.Fatalf("set definitions: %v", err)
-		}
-		waitReady(tb, s, defs)
-	}
-	return s
+	return featurestest.Open(tb, o, defs)
 }
 
-func waitReady(tb testing.TB, s *features.Store, defs []features.Definition) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, d := range defs {
-		for {
-			st, ok := s.Status(d.Name)
-			if !ok || st.Done {
-				break
-			}
-			if time.Now().After(deadline) {
-				tb.Fatalf("backfill of %s did not finish", d.Name)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-}
+var (
+	record = featurestest.Record
+	commit = featurestest.Commit
+)
 
+// txCounter numbers the fixture's payments ("tx_lim_N", apart from
+// featurestest.Record's "tx_N").
 var txCounter atomic.Int64
-
-// record builds a decided payment.
-func record(p engine.Payment, outcome engine.Outcome) *engine.Record {
-	if p.TransactionID == "" {
-		p.TransactionID = fmt.Sprintf("tx_%d", txCounter.Add(1))
-	}
-	if p.Currency == "" {
-		p.Currency = "USD"
-	}
-	if p.Amount == 0 {
-		p.Amount = 100
-	}
-	rec := &engine.Record{Payment: p, RequestHash: p.ContentHash()}
-	rec.ID = engine.DecisionID(p.TransactionID)
-	rec.TransactionID = p.TransactionID
-	rec.Outcome = outcome
-	rec.EvaluatedAt = p.OccurredAt
-	return rec
-}
-
-func commit(tb testing.TB, s *features.Store, rec *engine.Record) {
-	tb.Helper()
-	if err := s.Commit(context.Background(), rec); err != nil {
-		tb.Fatalf("commit: %v", err)
-	}
-}
 
 // limClock is a settable clock.
 type limClock struct{ ns atomic.Int64 }
@@ -182,7 +128,7 @@ func openLimiter(tb testing.TB, dir string, clock *limClock, policy *limits.Poli
 // before the clock) unless changed.
 func (f *limFixture) payment(account string, amount int64, currency string) engine.Payment {
 	return engine.Payment{
-		TransactionID: fmt.Sprintf("tx_%d", txCounter.Add(1)), OccurredAt: f.clock.now(),
+		TransactionID: fmt.Sprintf("tx_lim_%d", txCounter.Add(1)), OccurredAt: f.clock.now(),
 		Amount: amount, Currency: currency,
 		Account: engine.Account{ID: account, CreatedAt: f.clock.since(-365 * 24 * time.Hour)},
 		Card:    engine.Card{Fingerprint: "fp_" + account}, Device: engine.Device{ID: "dev_" + account},

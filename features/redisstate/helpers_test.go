@@ -17,19 +17,13 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/featurestest"
 	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/redisstate"
 	"github.com/riskengine/risk/features/redisstate/redistest"
-	"github.com/riskengine/risk/rules"
 )
 
-func compileFilter(src string) (features.Filter, error) {
-	p, err := rules.CompilePredicate(src)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
+var compileFilter = featurestest.CompileFilter
 
 // counter counts the round trips a client makes: one per command sent
 // alone, one per pipeline.
@@ -130,40 +124,11 @@ func built(tb testing.TB, s *redisstate.Store) {
 // passes that time as now.
 func openStore(tb testing.TB, defs []features.Definition, now ...time.Time) *features.Store {
 	tb.Helper()
-	o := features.Options{Dir: tb.TempDir(), CompileFilter: compileFilter, LimitsEntity: limits.EntityAccount, FlushInterval: 50 * time.Millisecond}
+	o := features.Options{LimitsEntity: limits.EntityAccount}
 	if len(now) > 0 {
 		o.Now = func() time.Time { return now[0] }
 	}
-	s := features.New(o)
-	ctx := context.Background()
-	if err := s.Open(ctx); err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	if err := s.SetDefinitions(ctx, defs); err != nil {
-		tb.Fatalf("set definitions: %v", err)
-	}
-	waitBackfills(tb, s, defs)
-	return s
-}
-
-// waitBackfills waits for the store's backfills of defs (the Store has no
-// other signal than its status).
-func waitBackfills(tb testing.TB, s *features.Store, defs []features.Definition) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, d := range defs {
-		for {
-			st, ok := s.Status(d.Name)
-			if !ok || st.Done {
-				break
-			}
-			if time.Now().After(deadline) {
-				tb.Fatalf("backfill of %s did not finish", d.Name)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	return featurestest.Open(tb, o, defs)
 }
 
 // record builds a decided payment with limits in USD, so the daily spend

@@ -13,6 +13,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/featurestest"
 	"github.com/riskengine/risk/features/redisstate"
 )
 
@@ -157,7 +158,7 @@ func TestDefinitionChange(t *testing.T) {
 	if err := oracle.SetDefinitions(ctx, changed); err != nil {
 		t.Fatal(err)
 	}
-	waitBackfills(t, oracle, changed)
+	featurestest.WaitReady(t, oracle, changed)
 	if err := s.SetDefinitions(changed); err != nil {
 		t.Fatal(err)
 	}
