@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/riskengine/risk/engine"
@@ -161,18 +160,9 @@ func BucketSize(window time.Duration) time.Duration {
 // ParseWindow parses a window length: a Go duration ("90m", "24h") or a
 // whole number of days ("7d").
 func ParseWindow(s string) (time.Duration, error) {
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
-		}
+	d, err := engine.ParseLength(s)
+	if err != nil {
+		return 0, err
 	}
 	if d < MinWindow || d > MaxWindow {
 		return 0, fmt.Errorf("window %q: must be between 1m and 365d", s)

@@ -5,7 +5,6 @@ import (
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/riskengine/risk/engine"
@@ -311,24 +310,13 @@ func clampAmount(v float64, floor, ceiling int64) (float64, int) {
 	return v, 0
 }
 
-// parseBlockFor parses how long a block-list entry lasts: a Go duration
-// ("720h") or a whole number of days ("90d"), from a minute to 365 days.
-// It reads what features.ParseWindow reads, with the same messages: a
-// policy written against window lengths keeps working. It is repeated here
-// because package features imports this one, not the other way round.
+// parseBlockFor parses how long a block-list entry lasts, as
+// features.ParseWindow reads a window (engine.ParseLength, with the same
+// bounds and messages): from a minute to 365 days.
 func parseBlockFor(s string) (time.Duration, error) {
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("window %q: want a duration such as 10m, 24h or 7d", s)
-		}
+	d, err := engine.ParseLength(s)
+	if err != nil {
+		return 0, err
 	}
 	if d < time.Minute || d > 365*24*time.Hour {
 		return 0, fmt.Errorf("window %q: must be between 1m and 365d", s)
