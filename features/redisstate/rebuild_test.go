@@ -59,14 +59,8 @@ func TestRebuildReproducesValues(t *testing.T) { testRebuild(t) }
 // (the local one when empty) and expects the Store's values.
 func testRebuild(t *testing.T, addrs ...string) {
 	now := time.Now().UTC()
-	oracle := openStore(t, mixedDefs)
+	oracle, stream := committedStream(t, 300, now)
 	ctx := context.Background()
-	stream := mixedStream(300, now.Add(-time.Minute), t.Name())
-	for _, rec := range stream {
-		if err := oracle.Commit(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c, _ := newClient(t, addrs...)
 	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
 
@@ -111,14 +105,8 @@ func TestRebuildWithLiveRecords(t *testing.T) {
 	// Decisions recorded live while a rebuild replays the log that holds
 	// them are counted once.
 	now := time.Now().UTC()
-	oracle := openStore(t, mixedDefs)
+	oracle, stream := committedStream(t, 200, now)
 	ctx := context.Background()
-	stream := mixedStream(200, now.Add(-time.Minute), t.Name())
-	for _, rec := range stream {
-		if err := oracle.Commit(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c, _ := newClient(t)
 	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
 	c2, _ := newClient(t)
@@ -258,14 +246,8 @@ func (h *heldBack) CommittedSeq(context.Context) (uint64, error) { return h.newe
 // counted although the log held them back from the rebuild's first scans.
 func TestRebuildReadsHeldBackDecisions(t *testing.T) {
 	now := time.Now().UTC()
-	oracle := openStore(t, mixedDefs)
+	oracle, stream := committedStream(t, 200, now)
 	ctx := context.Background()
-	stream := mixedStream(200, now.Add(-time.Minute), t.Name())
-	for _, rec := range stream {
-		if err := oracle.Commit(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
 	c, _ := newClient(t)
 	s := newState(t, c, newPrefix(t, c), mixedDefs, func(o *redisstate.Options) { o.Now = func() time.Time { return now } })
 	h := &heldBack{inner: oracle, visible: stream[149].Seq, newest: stream[199].Seq, release: 3}
@@ -276,4 +258,19 @@ func TestRebuildReadsHeldBackDecisions(t *testing.T) {
 		t.Fatalf("the rebuild scanned %d times and stopped while the log held decisions back", h.scans.Load())
 	}
 	sameValues(t, s, oracle, probes(now))
+}
+
+// committedStream commits a mixed stream of n decisions of the minute
+// before now to a new Badger store with mixedDefs: the oracle a Rebuild
+// is compared with.
+func committedStream(t *testing.T, n int, now time.Time) (*features.Store, []*engine.Record) {
+	t.Helper()
+	oracle := openStore(t, mixedDefs)
+	stream := mixedStream(n, now.Add(-time.Minute), t.Name())
+	for _, rec := range stream {
+		if err := oracle.Commit(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return oracle, stream
 }
