@@ -19,6 +19,7 @@ import (
 	"github.com/riskengine/risk/features/cluster"
 	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/limits"
 	"github.com/riskengine/risk/features/postgres"
 	"github.com/riskengine/risk/features/redisstate"
 )
@@ -237,7 +238,7 @@ func clusterRebuildCommand(ctx context.Context, args []string, stdout, stderr io
 	fs.SetOutput(stderr)
 	var cc clusterConfig
 	clusterFlags(fs, &cc)
-	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
+	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", limits.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: risk cluster rebuild-features --postgres URL (--redis URL | --redis-cluster ADDRS) [--redis-prefix P]\n\n")
 		fs.PrintDefaults()

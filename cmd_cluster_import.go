@@ -19,6 +19,7 @@ import (
 	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // What an import does with each registered key prefix of a single node.
@@ -219,7 +220,7 @@ func clusterImportCommand(ctx context.Context, args []string, stdout, stderr io.
 	merge := fs.Bool("merge", false, "import into a PostgreSQL that already holds decisions from elsewhere")
 	decisionsOnly := fs.Bool("decisions-only", false, "import only decisions and their labels, not keys, rules, lists, audit... (the second run of a move, docs/cluster-import.md)")
 	limit := fs.Int("limit", 0, "stop after importing this many new decisions (0: all); a later run continues")
-	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
+	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", limits.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: risk cluster import (--data DIR | --backup FILE) --postgres URL (--redis URL | --redis-cluster ADDRS) [--redis-prefix P] [--merge] [--decisions-only]\n\n")
 		fs.PrintDefaults()

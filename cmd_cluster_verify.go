@@ -14,9 +14,9 @@ import (
 
 	"github.com/riskengine/risk/admin"
 	"github.com/riskengine/risk/engine"
-	"github.com/riskengine/risk/features"
 	"github.com/riskengine/risk/features/keyspace"
 	"github.com/riskengine/risk/features/kv"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // Defaults of `risk cluster verify`.
@@ -34,7 +34,7 @@ func clusterVerifyCommand(ctx context.Context, args []string, stdout, stderr io.
 	dataDir := fs.String("data", "", "the stopped single node's data directory")
 	sample := fs.Int("sample", defaultVerifySample, "how many decisions, picked at random, to compare field by field")
 	recent := fs.Int("features-sample", defaultVerifyFeatures, "how many of the newest payments to compute features for on both sides (needs --redis)")
-	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", features.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
+	limitsEntity := fs.String("limits-entity", env("RISK_LIMITS_ENTITY", limits.EntityAccount), "what the nodes keep dynamic limits per, as the nodes' --limits-entity [RISK_LIMITS_ENTITY]")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: risk cluster verify --data DIR --postgres URL [--redis URL | --redis-cluster ADDRS] [--redis-prefix P]\n\n")
 		fs.PrintDefaults()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/riskengine/risk/engine"
 	"github.com/riskengine/risk/features"
+	"github.com/riskengine/risk/features/limits"
 )
 
 // mixedDefs covers every aggregate, where filters, several entities and a
@@ -102,7 +103,7 @@ func (s *calcState) values(tb testing.TB, p *engine.Payment) []engine.FeatureVal
 
 func newCalculator(tb testing.TB, defs []features.Definition) *features.Calculator {
 	tb.Helper()
-	c, err := features.NewCalculator(defs, features.CalculatorOptions{CompileFilter: compileFilter, LimitsEntity: features.EntityAccount})
+	c, err := features.NewCalculator(defs, features.CalculatorOptions{CompileFilter: compileFilter, LimitsEntity: limits.EntityAccount})
 	if err != nil {
 		tb.Fatalf("new calculator: %v", err)
 	}
@@ -111,7 +112,7 @@ func newCalculator(tb testing.TB, defs []features.Definition) *features.Calculat
 
 func TestCalculatorMatchesStore(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
-	s := openStore(t, t.TempDir(), mixedDefs, func(o *features.Options) { o.LimitsEntity = features.EntityAccount })
+	s := openStore(t, t.TempDir(), mixedDefs, func(o *features.Options) { o.LimitsEntity = limits.EntityAccount })
 	cs := &calcState{c: newCalculator(t, mixedDefs), states: map[string][]byte{}}
 	stream := mixedStream(400, now)
 	ctx := context.Background()
